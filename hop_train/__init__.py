@@ -1,0 +1,1 @@
+"""hop_train: the causal transformer policy, pretraining, finetuning and export."""
