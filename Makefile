@@ -1,0 +1,47 @@
+# HOP: two commands do everything on a fresh machine.
+#   make demo   the main job end to end on the embedded default
+#   make test   the test suite
+# Both create and use .venv themselves.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU wheel on these machines; on a CUDA machine set TORCH_SPEC=torch.
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= data,train,robot,dev
+comma  := ,
+STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+OUT    ?= out/demo
+export MUJOCO_GL ?= osmesa
+
+.PHONY: install sysdeps demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@$(MAKE) --no-print-directory sysdeps
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
+
+# Offscreen rendering (hop-data render) needs OSMesa; installed when we may.
+sysdeps:
+	@if ldconfig -p 2>/dev/null | grep -q libOSMesa; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && apt-get install -y -qq libosmesa6 >/dev/null) || echo "warning: could not install libosmesa6; rendering will be skipped"; \
+	else echo "note: install libosmesa6 (Debian/Ubuntu) for offscreen rendering"; fi
+
+demo: install
+	$(BIN)/hop-data simulate --scenes 64 --steps 60 --store $(OUT)/sim_store.zarr --seed 0
+	$(BIN)/hop-data info $(OUT)/sim_store.zarr
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+bench: install
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf out .pytest_cache
