@@ -37,7 +37,7 @@ def targets_at(k: int, n: int, rng_phase: np.ndarray) -> np.ndarray:
     t = k / spec.CONTROL_HZ
     q = np.tile(spec.DEFAULT_POSE, (n, 1))
     q[:, spec.ARM] += 0.3 * np.sin(2 * np.pi * 0.5 * t + rng_phase)[:, None]
-    q[:, spec.HAND] += 0.6 * (1 - np.cos(2 * np.pi * 0.25 * t))[:, None]
+    q[:, spec.HAND] += 0.6 * (1 - np.cos(2 * np.pi * 0.25 * t))
     return spec.clip_to_limits(q)
 
 

@@ -121,12 +121,13 @@ def test_per_scene_table_pose_and_obstacles_flag_arm_contact(sim4):
 def test_hand_on_table_is_hand_contact_not_arm(sim4):
     n = 4
     params = SceneParams.default(n)
-    sites = link_position(sim4, "link7", spec.DEFAULT_POSE)
+    flange = link_position(sim4, "link7", spec.DEFAULT_POSE)
     sim4.reset(home(n), far_object(n))
     tips = sim4.step(home(n), far_object(n)).keypoints[0]
     lowest = tips[:, 2].min()
+    assert flange[2] > lowest + 0.05  # the hand hangs below the flange at home
+    # scene 0: the table top just above the lowest keypoint, under the hand only
     params.table_pose[0, :3] = [tips[:, 0].mean(), tips[:, 1].mean(), lowest + 0.01]
-    assert sites[2] > lowest  # the flange is above the hand's lowest point
     sim4.reset(home(n), far_object(n), params)
     obs = sim4.step(home(n), far_object(n))
     assert obs.hand_contact[0] and not obs.hand_contact[1:].any()

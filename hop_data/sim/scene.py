@@ -80,6 +80,10 @@ def build_scene_spec(
     scene.modelname = "hop_scene"
     scene.option.timestep = 1.0 / spec.SIM_HZ
     scene.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    # Table and obstacles move per scene (per-simulation geom_pos), which the
+    # bounding-volume hierarchies built at compile time do not follow: the
+    # mid-phase would cull their contacts. Geom-level bounds stay exact.
+    scene.option.disableflags |= mujoco.mjtDisableBit.mjDSBL_MIDPHASE
     world = scene.worldbody
 
     world.add_light(pos=[0.3, 0.0, 2.0], dir=[0.0, 0.0, -1.0], diffuse=[0.8, 0.8, 0.8])
