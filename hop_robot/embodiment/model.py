@@ -91,21 +91,20 @@ def load_spec(path: str | os.PathLike | None = None) -> mujoco.MjSpec:
 
     # ------------------------------------------------------------ position actuators
     kp, kd, effort = S.per_joint_gains()
-    by_joint: dict[str, list[mujoco.MjsActuator]] = {}
-    for act in mj.actuators:
-        if act.trntype == mujoco.mjtTrn.mjTRN_JOINT:
-            by_joint.setdefault(act.target, []).append(act)
+    wanted = set(S.JOINT_NAMES)
+    # Drop actuators that would fight the PD controller or take a spec joint's name for
+    # something else: any other actuator on a spec joint, and a spec-named actuator that
+    # does not drive its joint. What is left is at most one actuator per joint, named as it.
+    for act in list(mj.actuators):
+        on_joint = act.trntype == mujoco.mjtTrn.mjTRN_JOINT
+        if (on_joint and act.target in wanted and act.name != act.target) or (
+            act.name in wanted and not (on_joint and act.target == act.name)
+        ):
+            mj.delete(act)
     for i, name in enumerate(S.JOINT_NAMES):
-        acts = by_joint.get(name, [])
         act = mj.actuator(name)
-        if act is None or act.target != name or act.trntype != mujoco.mjtTrn.mjTRN_JOINT:
-            if act is not None:  # an actuator named like the joint but driving something else
-                mj.delete(act)
+        if act is None:
             act = mj.add_actuator(name=name, target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
-        # other actuators on this joint would fight the PD controller: remove them
-        for other in acts:
-            if other.name != name:
-                mj.delete(other)
         act.set_to_position(kp=float(kp[i]), kv=float(kd[i]))
         act.gear = [1.0, 0, 0, 0, 0, 0]
         act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
@@ -113,6 +112,10 @@ def load_spec(path: str | os.PathLike | None = None) -> mujoco.MjSpec:
         act.inheritrange = 0.0
         act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
         act.forcerange = [-float(effort[i]), float(effort[i])]
+
+    # ------------------------------------------------------------ simulation rate
+    mj.option.timestep = 1.0 / S.SIM_HZ
+    mj.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
 
     # ------------------------------------------------------------ home keyframe
     _set_home_key(mj)
