@@ -215,10 +215,16 @@ def test_user_model_via_env_and_path(tmp_path, monkeypatch):
         assert m.nu == S.NUM_JOINTS
         assert m.jnt_range[m.joint("joint2").id] == pytest.approx([S.JOINT_LOWER[1], S.JOINT_UPPER[1]])
         assert m.actuator_gainprm[m.actuator("joint2").id, 0] == pytest.approx(S.ARM_GAINS.kp)
-    # existing actuators with other gains are overwritten
-    user.write_text(_builtin_xml().replace('kp="40" kv="5"', 'kp="3" kv="1"'))
+    # existing actuators with other gains are overwritten; stray ones on spec joints go
+    xml = _builtin_xml().replace('kp="40" kv="5"', 'kp="3" kv="1"')
+    xml = xml.replace('<position name="joint2" joint="joint2"', '<position name="joint2" joint="joint3"')
+    xml = xml.replace("</actuator>", '<motor name="extra" joint="joint1"/></actuator>')
+    user.write_text(xml)
     m = M.load_model(user)
+    assert m.nu == S.NUM_JOINTS
     assert m.actuator_gainprm[m.actuator("thumb_distal").id, 0] == pytest.approx(S.HAND_GAINS.kp)
+    for i, name in enumerate(S.JOINT_NAMES):
+        assert m.actuator_trnid[m.actuator(name).id, 0] == m.joint(name).id
 
 
 def test_user_model_missing_joint_or_site_is_refused(tmp_path):
