@@ -21,8 +21,10 @@ def random_q(n, seed=0):
     return rng.uniform(spec.JOINT_LOWER, spec.JOINT_UPPER, size=(n, spec.NUM_JOINTS))
 
 
-def test_sites_and_jacobians_match_mujoco(model):
-    kin = RobotKinematics(model)
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_sites_and_jacobians_match_mujoco(model, backend):
+    pytest.importorskip(backend)
+    kin = RobotKinematics(model, backend=backend)
     q = random_q(16)
     x, jac = kin.sites_and_jacobians(q)
     np.testing.assert_allclose(kin.sites(q), x, atol=1e-12)
@@ -46,3 +48,5 @@ def test_other_sites_and_bad_shapes(model):
     assert kin.sites(random_q(3)).shape == (3, 1, 3)
     with pytest.raises(ValueError, match=r"q must be \(N, 23\)"):
         kin.sites(np.zeros((3, 22)))
+    with pytest.raises(ValueError, match="backend"):
+        RobotKinematics(model, backend="cuda")
