@@ -34,7 +34,10 @@ class SceneConfig:
     floor_height: float = -0.75  # m, floor below the robot base (the robot stands on a stand)
     max_obstacles: int = 4  # box obstacle slots per scene; unused slots are parked out of reach
     num_points: int = 100  # object point cloud size (paper: 100)
-    object_collision: bool = True  # the robot touches the (kinematic) object
+    # Retargeting ignores the object's dynamics (paper), and a hand scaled to the
+    # Allegro's size cannot close on a human-sized grasp without passing through
+    # it: by default the robot does not touch the kinematic object.
+    object_collision: bool = False
     contact_margin: float = 0.0  # m, extra distance at which arm contact already counts
 
     def default_table_pose(self) -> np.ndarray:
