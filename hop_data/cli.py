@@ -106,10 +106,120 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- synth
+def cmd_synth(args: argparse.Namespace) -> int:
+    from hop_data.synth import synthesize
+
+    paths = synthesize(args.out, args.videos, args.seed)
+    print(f"wrote {len(paths)} synthetic HOI trajectories to {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------- retarget
+def expand_inputs(items: list[str], suffix: str = ".hoi.npz") -> list[str]:
+    """Paths, directories (their ``*{suffix}`` files) and glob patterns -> sorted unique paths.
+    A pattern or directory that matches nothing is returned as is, so it is reported."""
+    import glob
+    from pathlib import Path
+
+    out: list[str] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.rglob(f"*{suffix}"))
+        elif any(ch in item for ch in "*?["):
+            found = sorted(glob.glob(item, recursive=True))
+        else:
+            found = [item]
+        out.extend(found or [item])
+    return list(dict.fromkeys(out))
+
+
+def retarget_summary(results: list, failed: list[dict], wall: float) -> dict:
+    """The JSON summary shared by ``hop-data retarget`` and the Ray service."""
+    import numpy as np
+
+    attempts = sum(r.attempts for r in results)
+    accepted = sum(int(r.accepted.sum()) for r in results)
+    frames = np.concatenate([r.frame_errors.ravel() for r in results]) if results else np.zeros(0)
+    kept = [r.frame_errors[r.accepted].ravel() for r in results if r.accepted.any()]
+    kept = np.concatenate(kept) if kept else np.zeros(0)
+    tracking = np.concatenate([r.tracking_errors.ravel() for r in results]) if results else np.zeros(0)
+
+    def q(x, p):
+        return float(np.percentile(x, p)) if x.size else None
+
+    return {
+        "videos": len(results),
+        "attempts": attempts,
+        "accepted": accepted,
+        "acceptance": accepted / attempts if attempts else 0.0,
+        "attempt_frames_per_s": sum(r.attempt_frames for r in results) / wall if wall > 0 else 0.0,
+        "median_error_m": q(frames, 50),
+        "p95_error_m": q(frames, 95),
+        "accepted_median_error_m": q(kept, 50),
+        "median_tracking_error_m": q(tracking, 50),
+        "arm_contact_rate": (sum(int(r.arm_contact.sum()) for r in results) / attempts) if attempts else 0.0,
+        "seconds": wall,
+        "seconds_physics": sum(r.seconds_physics for r in results),
+        "seconds_solving": sum(r.seconds_solving for r in results),
+        "failed": failed,
+    }
+
+
+def cmd_retarget(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from hop_data import hoi
+    from hop_data.retarget.engine import RetargetConfig, Retargeter
+    from hop_data.store import TrajectoryStore
+
+    inputs = expand_inputs(args.inputs)
+    config = RetargetConfig(attempts=args.attempts, solver=args.solver)
+    retargeter = Retargeter(config, threads=args.threads)
+    store = TrajectoryStore.open(args.store, "a", num_points=config.scene.num_points)
+    results, failed, skipped = [], [], 0
+    t0 = time.perf_counter()
+    bar = tqdm(inputs, desc="retarget", unit="video", disable=args.json or args.quiet)
+    with store.writer(args.writer_id) as writer:
+        for path in bar:
+            try:
+                traj = hoi.prepare(hoi.load(path))
+            except (hoi.HOIFormatError, ValueError, OSError) as exc:
+                failed.append({"source": str(path), "reason": str(exc)})
+                continue
+            if store.is_committed(traj.source):
+                skipped += 1
+                continue
+            steps = tqdm(total=1, desc=traj.source[-32:], unit="step", leave=False, disable=args.json or args.quiet)
+
+            def progress(done: int, total: int) -> None:
+                steps.total = total
+                steps.update(done - steps.n)
+
+            result = retargeter.run(traj, seed=args.seed, progress=progress)
+            steps.close()
+            writer.append_episodes(traj.source, result.episodes)
+            results.append(result)
+            done_attempts = sum(r.attempts for r in results)
+            bar.set_postfix(
+                attempts_per_s=f"{done_attempts / (time.perf_counter() - t0):.0f}",
+                acceptance=f"{sum(int(r.accepted.sum()) for r in results) / done_attempts:.1%}",
+                failed=len(failed),
+            )
+    summary = retarget_summary(results, failed, time.perf_counter() - t0)
+    summary["skipped_already_committed"] = skipped
+    summary["store"] = str(args.store)
+    _print_json_or_table(summary, args.json)
+    return 0 if results or skipped or not failed else 1
+
+
 # ---------------------------------------------------------------- parser
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "info": (cmd_info, "what a trajectory store holds"),
     "simulate": (cmd_simulate, "step N randomised scenes on the batched simulator and store them"),
+    "synth": (cmd_synth, "write a synthetic corpus of human hand-object trajectories (format 1)"),
+    "retarget": (cmd_retarget, "retarget HOI trajectories to the robot in simulation, into a store"),
 }
 
 
@@ -129,6 +239,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="simulator threads (0: all cores)")
     p.add_argument("--writer-id", default="simulate", help="the store shard this process writes")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("synth", help=COMMANDS["synth"][1])
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--videos", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("retarget", help=COMMANDS["retarget"][1])
+    p.add_argument("inputs", nargs="+", help="*.hoi.npz files, directories or glob patterns")
+    p.add_argument("--store", required=True, help="store path or fsspec URL (created if missing)")
+    p.add_argument("--attempts", type=int, default=700, help="randomised attempts per video (paper: 700)")
+    p.add_argument("--solver", choices=["batched", "nlopt"], default="batched")
+    p.add_argument("--threads", type=int, default=0, help="simulator threads (0: all cores)")
+    p.add_argument("--seed", type=int, default=0, help="run seed; attempt seeds derive from it and the source id")
+    p.add_argument("--writer-id", default="retarget", help="the store shard this process writes")
+    p.add_argument("--json", action="store_true", help="print one JSON summary")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
