@@ -47,5 +47,5 @@ class RetargetObjective:
     def cost_and_gradient(self, a: np.ndarray, targets: np.ndarray, prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """c(a) (N,) and ∇c(a) (N, 23)."""
         r, jac = self.residuals(a, targets)
-        grad = -np.einsum("nkj,nk->nj", jac, r) + 2.0 * self.smoothness * (a - prev)
+        grad = -(jac.transpose(0, 2, 1) @ r[..., None])[..., 0] + 2.0 * self.smoothness * (a - prev)
         return self.cost_from_residuals(r, a, prev), grad
