@@ -33,9 +33,14 @@ sysdeps:
 	  (apt-get update -qq && apt-get install -y -qq libosmesa6 >/dev/null) || echo "warning: could not install libosmesa6; rendering will be skipped"; \
 	else echo "note: install libosmesa6 (Debian/Ubuntu) for offscreen rendering"; fi
 
+# synthetic human videos -> retargeted robot trajectories (simulator in the loop) -> store
+DEMO_VIDEOS   ?= 4
+DEMO_ATTEMPTS ?= 64
 demo: install
-	$(BIN)/hop-data simulate --scenes 64 --steps 60 --store $(OUT)/sim_store.zarr --seed 0
-	$(BIN)/hop-data info $(OUT)/sim_store.zarr
+	$(BIN)/hop-data synth --out $(OUT)/hoi --videos $(DEMO_VIDEOS) --seed 0
+	$(BIN)/hop-data retarget $(OUT)/hoi --store $(OUT)/store.zarr --attempts $(DEMO_ATTEMPTS) --seed 0
+	$(BIN)/hop-data info $(OUT)/store.zarr
+	$(BIN)/hop-data render $(OUT)/store.zarr --episode 0 --hoi $(OUT)/hoi --out $(OUT)/episode0.mp4
 
 test: install
 	$(BIN)/python -m pytest -q tests

@@ -214,12 +214,22 @@ def cmd_retarget(args: argparse.Namespace) -> int:
     return 0 if results or skipped or not failed else 1
 
 
+# ---------------------------------------------------------------- render
+def cmd_render(args: argparse.Namespace) -> int:
+    from hop_data.render import render_episode
+
+    summary = render_episode(args.store, args.episode, args.out, hoi_path=args.hoi, width=args.width, height=args.height)
+    _print_json_or_table(summary, args.json)
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "info": (cmd_info, "what a trajectory store holds"),
     "simulate": (cmd_simulate, "step N randomised scenes on the batched simulator and store them"),
     "synth": (cmd_synth, "write a synthetic corpus of human hand-object trajectories (format 1)"),
     "retarget": (cmd_retarget, "retarget HOI trajectories to the robot in simulation, into a store"),
+    "render": (cmd_render, "render a stored episode to a video (robot, object cloud, human keypoints)"),
 }
 
 
@@ -255,6 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--writer-id", default="retarget", help="the store shard this process writes")
     p.add_argument("--json", action="store_true", help="print one JSON summary")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("render", help=COMMANDS["render"][1])
+    p.add_argument("store", help="store path or fsspec URL")
+    p.add_argument("--episode", type=int, required=True, help="episode index (0 .. episodes-1)")
+    p.add_argument("--out", required=True, help="output video (.mp4 or .gif)")
+    p.add_argument("--hoi", help="the source *.hoi.npz (or a directory of them) to draw the human keypoints")
+    p.add_argument("--width", type=int, default=512)
+    p.add_argument("--height", type=int, default=384)
+    p.add_argument("--json", action="store_true")
     return parser
 
 
@@ -264,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command][0](args)
-    except (StoreError, FileNotFoundError) as exc:
+    except (StoreError, FileNotFoundError, IndexError) as exc:
         print(f"hop-data {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -335,77 +335,9 @@ def load(path: str | os.PathLike) -> HOITrajectory:
 
 
 # ================================================================ rotations (w, x, y, z)
-def quat_normalize(q: np.ndarray) -> np.ndarray:
-    """(..., 4) -> unit quaternions."""
-    return q / np.linalg.norm(q, axis=-1, keepdims=True)
-
-
-def quat_to_matrix(q: np.ndarray) -> np.ndarray:
-    """Unit quaternions (..., 4) w, x, y, z -> rotation matrices (..., 3, 3)."""
-    q = np.asarray(q, dtype=np.float64)
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    return np.stack(
-        [
-            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-            np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-            np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
-        ],
-        -2,
-    )
-
-
-def matrix_to_quat(R: np.ndarray) -> np.ndarray:
-    """Rotation matrices (..., 3, 3) -> unit quaternions (..., 4) w, x, y, z with w >= 0.
-    Vectorised Shepperd's method (picks the best-conditioned branch per matrix)."""
-    R = np.asarray(R, dtype=np.float64)
-    m00, m11, m22 = R[..., 0, 0], R[..., 1, 1], R[..., 2, 2]
-    trace = m00 + m11 + m22
-    cands = np.stack(
-        [
-            np.stack([1 + trace, R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1),
-            np.stack([R[..., 2, 1] - R[..., 1, 2], 1 + m00 - m11 - m22, R[..., 0, 1] + R[..., 1, 0], R[..., 0, 2] + R[..., 2, 0]], -1),
-            np.stack([R[..., 0, 2] - R[..., 2, 0], R[..., 0, 1] + R[..., 1, 0], 1 - m00 + m11 - m22, R[..., 1, 2] + R[..., 2, 1]], -1),
-            np.stack([R[..., 1, 0] - R[..., 0, 1], R[..., 0, 2] + R[..., 2, 0], R[..., 1, 2] + R[..., 2, 1], 1 - m00 - m11 + m22], -1),
-        ],
-        -2,
-    )  # (..., 4 branches, 4)
-    best = np.argmax(np.stack([trace, m00, m11, m22], -1), axis=-1)
-    q = np.take_along_axis(cands, best[..., None, None], axis=-2)[..., 0, :]
-    q = quat_normalize(q)
-    return np.where(q[..., :1] < 0, -q, q)
-
-
-def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product a * b of (..., 4) w, x, y, z quaternions (rotation b first, then a)."""
-    aw, ax, ay, az = np.moveaxis(np.asarray(a, dtype=np.float64), -1, 0)
-    bw, bx, by, bz = np.moveaxis(np.asarray(b, dtype=np.float64), -1, 0)
-    return np.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        -1,
-    )
-
-
-def slerp(q0: np.ndarray, q1: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Spherical interpolation of unit quaternions (..., 4) at fractions u (...,),
-    along the shorter arc; near-equal pairs fall back to normalised lerp."""
-    q0 = np.asarray(q0, dtype=np.float64)
-    q1 = np.asarray(q1, dtype=np.float64)
-    u = np.asarray(u, dtype=np.float64)[..., None]
-    dot = np.sum(q0 * q1, axis=-1, keepdims=True)
-    q1 = np.where(dot < 0, -q1, q1)
-    dot = np.clip(np.abs(dot), 0.0, 1.0)
-    theta = np.arccos(dot)
-    sin_theta = np.sin(theta)
-    small = sin_theta < 1e-6
-    safe = np.where(small, 1.0, sin_theta)
-    w0 = np.where(small, 1.0 - u, np.sin((1.0 - u) * theta) / safe)
-    w1 = np.where(small, u, np.sin(u * theta) / safe)
-    return quat_normalize(w0 * q0 + w1 * q1)
+# The quaternion helpers live in hop_robot.geometry (one place); imported here
+# because the format and its preparation use them.
+from hop_robot.geometry import matrix_to_quat, quat_multiply, quat_normalize, quat_to_matrix, slerp  # noqa: E402,F401
 
 
 def _sign_continuous(quats: np.ndarray) -> np.ndarray:

@@ -46,11 +46,11 @@ import zarr.storage
 from zarr.core.sync import sync
 from zarr.errors import ZarrUserWarning
 
-from hop_robot.embodiment.spec import CONTROL_HZ, EMBODIMENT_NAME, JOINT_NAMES, NUM_JOINTS
+from hop_robot.embodiment.spec import CONTROL_HZ, EMBODIMENT_NAME, JOINT_NAMES, NUM_JOINTS, NUM_POINTS
 
 FORMAT = "hop-trajectories"
 VERSION = 1
-DEFAULT_NUM_POINTS = 100  # paper: 100-point object clouds
+DEFAULT_NUM_POINTS = NUM_POINTS
 DEFAULT_CHUNK_BYTES = 2 * 2**20  # DESIGN: 1-4 MB a chunk along time
 META_CHUNK_EPISODES = 4096  # rows per chunk of the per-episode arrays
 # Blosc lz4 + byte shuffle: within ~5 % of zstd's ratio on trajectory data, 5x faster

@@ -53,6 +53,29 @@ def matrix_to_quat(m: np.ndarray) -> np.ndarray:
     return out.reshape(m.shape[:-2] + (4,))
 
 
+def quat_normalize(q: np.ndarray) -> np.ndarray:
+    """(..., 4) -> unit quaternions."""
+    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+
+
+def slerp(q0: np.ndarray, q1: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Spherical interpolation of unit quaternions (..., 4) at fractions u (...,),
+    along the shorter arc; near-equal pairs fall back to normalised lerp."""
+    q0 = np.asarray(q0, dtype=np.float64)
+    q1 = np.asarray(q1, dtype=np.float64)
+    u = np.asarray(u, dtype=np.float64)[..., None]
+    dot = np.sum(q0 * q1, axis=-1, keepdims=True)
+    q1 = np.where(dot < 0, -q1, q1)
+    dot = np.clip(np.abs(dot), 0.0, 1.0)
+    theta = np.arccos(dot)
+    sin_theta = np.sin(theta)
+    small = sin_theta < 1e-6
+    safe = np.where(small, 1.0, sin_theta)
+    w0 = np.where(small, 1.0 - u, np.sin((1.0 - u) * theta) / safe)
+    w1 = np.where(small, u, np.sin(u * theta) / safe)
+    return quat_normalize(w0 * q0 + w1 * q1)
+
+
 def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamilton product a ⊗ b of (..., 4) w,x,y,z quaternions."""
     aw, ax, ay, az = np.moveaxis(np.asarray(a, dtype=np.float64), -1, 0)

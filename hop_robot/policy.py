@@ -21,9 +21,7 @@ from hop_robot.embodiment import spec
 __all__ = ["ExportedPolicy", "PolicyMismatchError", "SUPPORTED_FORMAT_VERSIONS", "EXPECTED_NUM_POINTS"]
 
 SUPPORTED_FORMAT_VERSIONS = (1,)
-# Object points per step. TODO(spec): the embodiment spec has no point count
-# yet; 100 is the paper's value. Read from spec as soon as it defines it.
-EXPECTED_NUM_POINTS: int = int(getattr(spec, "NUM_POINTS", 100))
+EXPECTED_NUM_POINTS: int = spec.NUM_POINTS
 
 
 class PolicyMismatchError(ValueError):

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hop_robot.embodiment.spec import NUM_JOINTS
+from hop_robot.embodiment.spec import CONTEXT, NUM_JOINTS, NUM_POINTS
 
 __all__ = ["HopPolicy", "PointNet", "masked_l1"]
 
@@ -217,8 +217,8 @@ class HopPolicy(nn.Module):
         width: int = 192,  # paper
         num_layers: int = 4,  # paper
         num_heads: int = 4,  # paper
-        context: int = 16,  # paper: 16 steps of history
-        num_points: int = 100,  # paper: 100-point object clouds
+        context: int = CONTEXT,  # paper: 16 steps of history
+        num_points: int = NUM_POINTS,  # paper: 100-point object clouds
         action_tanh: bool = False,  # paper: off
     ) -> None:
         super().__init__()

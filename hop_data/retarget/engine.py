@@ -39,7 +39,7 @@ from ..hoi import HOITrajectory
 from ..sim.mujoco_backend import MujocoSimulator
 from ..sim.protocol import SceneConfig
 from ..store import Episode
-from .attempts import AttemptConfig, attempt_seeds, draw_attempts, place_obstacles, scene_params
+from .attempts import AttemptConfig, AttemptDraws, attempt_seeds, draw_attempts, place_obstacles, scene_params
 from .batched_solver import BatchedSolver
 from .keypoints import robot_keypoint_targets
 from .nlopt_solver import NloptSolver
@@ -84,6 +84,18 @@ class RetargetResult:
         return self.attempts * self.steps
 
 
+@dataclass
+class Plan:
+    """Where N attempts put a trajectory: what the robot is asked to follow."""
+
+    seeds: np.ndarray  # (N,)
+    draws: AttemptDraws
+    targets: np.ndarray  # (N, L+T, 9, 3) robot keypoint targets, robot base frame
+    object_pose: np.ndarray  # (N, L+T, 7)
+    obstacles: np.ndarray  # (N, K, 10)
+    lead: int  # lead-in steps (the first frame held)
+
+
 class Retargeter:
     """Retargets trajectories; reuses the robot model and kinematics across videos."""
 
@@ -115,18 +127,10 @@ class Retargeter:
             raise ValueError(f"{traj.source}: prepare() the trajectory first (right hand at {spec.CONTROL_HZ} Hz)")
         if seeds is None:
             seeds = attempt_seeds(seed, traj.source, attempts or cfg.attempts)
-        n = len(seeds)
         t_start = time.perf_counter()
-        targets_h = robot_keypoint_targets(traj.hand_joints, self.robot_hand_size)  # (T, 9, 3)
-        draws = draw_attempts(seeds, cfg.attempt, cfg.scene)
-        rot, trans = placements(targets_h, traj.object_pose, traj.object_points, traj.gravity, draws, cfg.attempt)
-        lead = int(round(cfg.lead_in_s * spec.CONTROL_HZ))
-        frames = np.concatenate([np.zeros(lead, dtype=int), np.arange(traj.num_frames)])
-        targets = apply_to_points(rot, trans, targets_h[frames])  # (N, L+T, 9, 3)
-        poses = apply_to_poses(rot, trans, traj.object_pose[frames].astype(np.float64))  # (N, L+T, 7)
-        path_xy = np.concatenate([targets[..., 0:2].reshape(n, -1, 2), poses[..., 0:2]], axis=1)
-        obstacles = place_obstacles(draws, path_xy, cfg.attempt, cfg.scene)
-        steps = len(frames)
+        plan = self.plan(traj, seeds)
+        n, steps, lead = len(seeds), plan.targets.shape[1], plan.lead
+        targets, poses, draws = plan.targets, plan.object_pose, plan.draws
 
         proprio = np.empty((steps, n, spec.NUM_JOINTS), np.float32)
         action = np.empty_like(proprio)
@@ -135,7 +139,7 @@ class Retargeter:
         t_physics = t_solve = 0.0
         with MujocoSimulator(traj.object_points, n, cfg.scene, self.threads, self.robot_path) as sim:
             t0 = time.perf_counter()
-            obs = sim.reset(draws.init_qpos, poses[:, 0], scene_params(draws, obstacles))
+            obs = sim.reset(draws.init_qpos, poses[:, 0], scene_params(draws, plan.obstacles))
             t_physics += time.perf_counter() - t0
             clouds = transform_points(sim.cloud, poses.reshape(-1, 7)).reshape(n, steps, -1, 3)
             phi, a = obs.qpos, obs.qpos
@@ -174,3 +178,18 @@ class Retargeter:
             seconds_physics=t_physics, seconds_solving=t_solve, seconds_total=time.perf_counter() - t_start,
             solver_failures=getattr(self.solver, "failures", 0) - failures0,
         )  # fmt: skip
+
+    def plan(self, traj: HOITrajectory, seeds: np.ndarray) -> Plan:
+        """Draw each attempt's randomisation and place the trajectory (no physics)."""
+        cfg = self.config
+        n = len(seeds)
+        targets_h = robot_keypoint_targets(traj.hand_joints, self.robot_hand_size)  # (T, 9, 3)
+        draws = draw_attempts(seeds, cfg.attempt, cfg.scene)
+        rot, trans = placements(targets_h, traj.object_pose, traj.object_points, traj.gravity, draws, cfg.attempt)
+        lead = int(round(cfg.lead_in_s * spec.CONTROL_HZ))
+        frames = np.concatenate([np.zeros(lead, dtype=int), np.arange(traj.num_frames)])
+        targets = apply_to_points(rot, trans, targets_h[frames])
+        poses = apply_to_poses(rot, trans, traj.object_pose[frames].astype(np.float64))
+        path_xy = np.concatenate([targets[..., 0:2].reshape(n, -1, 2), poses[..., 0:2]], axis=1)
+        obstacles = place_obstacles(draws, path_xy, cfg.attempt, cfg.scene)
+        return Plan(np.asarray(seeds), draws, targets, poses, obstacles, lead)

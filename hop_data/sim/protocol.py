@@ -33,7 +33,7 @@ class SceneConfig:
     table_height: float = 0.0  # m, table top relative to the robot base (robot mounted at table height)
     floor_height: float = -0.75  # m, floor below the robot base (the robot stands on a stand)
     max_obstacles: int = 4  # box obstacle slots per scene; unused slots are parked out of reach
-    num_points: int = 100  # object point cloud size (paper: 100)
+    num_points: int = spec.NUM_POINTS  # object point cloud size
     # Retargeting ignores the object's dynamics (paper), and a hand scaled to the
     # Allegro's size cannot close on a human-sized grasp without passing through
     # it: by default the robot does not touch the kinematic object.

@@ -65,6 +65,8 @@ CONTROL_HZ = 20  # policy / retargeting rate (paper)
 SIM_HZ = 120  # PD tracking rate in simulation (paper)
 SUBSTEPS = SIM_HZ // CONTROL_HZ  # 6
 ARM_MAX_STEP_PER_SUBSTEP = 1.0 / 120.0  # rad: the arm target moves at most this per substep
+NUM_POINTS = 100  # object point-cloud size the policy sees per step (paper)
+CONTEXT = 16  # policy context in control steps (paper)
 
 
 @dataclass(frozen=True)
