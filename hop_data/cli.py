@@ -277,12 +277,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands owned by other stages register themselves: each module has
+# ``add_commands(subparsers) -> {name: function}`` and imports nothing heavy at
+# module level. A stage that is not installed is simply absent.
+PLUGINS = ("hop_data.sources.cli", "hop_data.lifting.cli", "hop_data.service.cli")
+
+
+def _build() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
+    import importlib
+
+    parser = build_parser()
+    handlers = {name: entry[0] for name, entry in COMMANDS.items()}
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in PLUGINS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        handlers.update(module.add_commands(sub))
+    return parser, handlers
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser, handlers = _build()
+    args = parser.parse_args(argv)
     from hop_data.store import StoreError
 
     try:
-        return COMMANDS[args.command][0](args)
+        return handlers[args.command](args)
     except (StoreError, FileNotFoundError, IndexError) as exc:
         print(f"hop-data {args.command}: error: {exc}", file=sys.stderr)
         return 2
