@@ -175,7 +175,7 @@ def cmd_retarget(args: argparse.Namespace) -> int:
     from hop_data.store import TrajectoryStore
 
     inputs = expand_inputs(args.inputs)
-    config = RetargetConfig(attempts=args.attempts, solver=args.solver)
+    config = RetargetConfig(attempts=args.attempts, solver=args.solver, error_threshold=args.error_threshold)
     retargeter = Retargeter(config, threads=args.threads)
     store = TrajectoryStore.open(args.store, "a", num_points=config.scene.num_points)
     results, failed, skipped = [], [], 0
@@ -262,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--solver", choices=["batched", "nlopt"], default="batched")
     p.add_argument("--threads", type=int, default=0, help="simulator threads (0: all cores)")
     p.add_argument("--seed", type=int, default=0, help="run seed; attempt seeds derive from it and the source id")
+    p.add_argument("--error-threshold", type=float, default=0.03, help="m, keep attempts whose keypoint error stays below")
     p.add_argument("--writer-id", default="retarget", help="the store shard this process writes")
     p.add_argument("--json", action="store_true", help="print one JSON summary")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -40,3 +40,25 @@ def test_info_on_bad_paths_is_one_clear_line(tmp_path):
     junk.write_text("not a store")
     run = hop_data("info", str(junk))
     assert run.returncode == 2 and "not a trajectory store" in run.stderr
+
+
+def test_retarget_reports_bad_files_and_goes_on(tmp_path):
+    from hop_data import synth
+
+    good = synth.synthesize(tmp_path / "hoi", 1, 5)[0]
+    bad = tmp_path / "hoi" / "broken.hoi.npz"
+    bad.write_bytes(b"not an npz at all")
+    store = tmp_path / "s.zarr"
+    run = hop_data("retarget", str(tmp_path / "hoi"), "--store", str(store), "--attempts", "4", "--json")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["videos"] == 1 and summary["attempts"] == 4
+    assert [f["source"] for f in summary["failed"]] == [str(bad)]
+    assert "broken.hoi.npz" in summary["failed"][0]["reason"]
+    assert {"acceptance", "attempt_frames_per_s", "median_error_m", "p95_error_m"} <= summary.keys()
+    facts = json.loads(hop_data("info", str(store), "--json").stdout)
+    assert facts["sources"] == 1 and facts["episodes"] == summary["accepted"]
+    # a second run skips the committed video and still reports the broken file
+    again = json.loads(hop_data("retarget", str(tmp_path / "hoi"), "--store", str(store), "--attempts", "4", "--json").stdout)
+    assert again["skipped_already_committed"] == 1 and again["videos"] == 0 and len(again["failed"]) == 1
+    assert good.exists()

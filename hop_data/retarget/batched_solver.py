@@ -36,7 +36,7 @@ class BatchedSolver:
         tolerance: stop an attempt when its cost decreases by less than this.
     """
 
-    def __init__(self, objective: RetargetObjective, max_iterations: int = 30, tolerance: float = 1e-12) -> None:
+    def __init__(self, objective: RetargetObjective, max_iterations: int = 30, tolerance: float = 1e-9) -> None:
         self.objective = objective
         self.max_iterations = int(max_iterations)
         self.tolerance = float(tolerance)
