@@ -18,31 +18,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from hop_robot.embodiment import spec
-
-
-@dataclass(frozen=True)
-class SceneConfig:
-    """Fixed layout of a scene; per-scene randomisation lives in ``SceneParams``.
-
-    The robot base is the world origin (x forward, z up). The table is a box
-    whose top-centre sits ``table_distance`` in front of the base by default.
-    """
-
-    table_distance: float = 0.65  # m, robot base to table centre (HOP paper)
-    table_size: tuple[float, float, float] = (0.6, 1.0, 0.04)  # m, full extents x, y, thickness
-    table_height: float = 0.0  # m, table top relative to the robot base (robot mounted at table height)
-    floor_height: float = -0.75  # m, floor below the robot base (the robot stands on a stand)
-    max_obstacles: int = 4  # box obstacle slots per scene; unused slots are parked out of reach
-    num_points: int = spec.NUM_POINTS  # object point cloud size
-    # Retargeting ignores the object's dynamics (paper), and a hand scaled to the
-    # Allegro's size cannot close on a human-sized grasp without passing through
-    # it: by default the robot does not touch the kinematic object.
-    object_collision: bool = False
-    contact_margin: float = 0.0  # m, extra distance at which arm contact already counts
-
-    def default_table_pose(self) -> np.ndarray:
-        """(7,) table top-centre position + identity quaternion."""
-        return np.array([self.table_distance, 0.0, self.table_height, 1.0, 0.0, 0.0, 0.0])
+from hop_robot.scene import SceneConfig  # noqa: F401  (re-exported: the scene layout lives in hop_robot)
 
 
 @dataclass
