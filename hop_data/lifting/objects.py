@@ -73,12 +73,13 @@ def hand_frame(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     origin at the wrist, x towards the middle knuckle, y across the palm
     (index to little knuckle, made orthogonal to x), z = x cross y."""
     j = np.asarray(joints, dtype=np.float64)
-    x = j[:, MIDDLE_MCP] - j[:, WRIST]
-    x = x / np.linalg.norm(x, axis=-1, keepdims=True)
-    y = j[:, LITTLE_MCP] - j[:, INDEX_MCP]
-    y = y - np.sum(y * x, axis=-1, keepdims=True) * x
-    y = y / np.linalg.norm(y, axis=-1, keepdims=True)
-    z = np.cross(x, y)
+    with np.errstate(invalid="ignore", divide="ignore"):  # degenerate (unseen) rows give NaN
+        x = j[:, MIDDLE_MCP] - j[:, WRIST]
+        x = x / np.linalg.norm(x, axis=-1, keepdims=True)
+        y = j[:, LITTLE_MCP] - j[:, INDEX_MCP]
+        y = y - np.sum(y * x, axis=-1, keepdims=True) * x
+        y = y / np.linalg.norm(y, axis=-1, keepdims=True)
+        z = np.cross(x, y)
     return np.stack([x, y, z], axis=-1), j[:, WRIST].copy()
 
 
@@ -169,8 +170,8 @@ def anchored_object(
     diameter = float(np.clip(diameter, *DIAMETER_RANGE))
     height = float(np.clip(1.5 * diameter, *HEIGHT_RANGE))
 
-    R_hand, origin = hand_frame(np.where(seen[:, None, None], j, 0.0))
-    centre = grip_centre(np.where(seen[:, None, None], j, 0.0))
+    R_hand, origin = hand_frame(j)
+    centre = grip_centre(j)
     pos = np.full((T, 3), np.nan)
     rot = np.full((T, 3, 3), np.nan)
     current_p: np.ndarray | None = None  # the resting pose between grasps

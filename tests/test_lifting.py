@@ -1,0 +1,223 @@
+"""Lifting stage, pure-numpy parts (main environment): camera fit, smoothing,
+track selection, object proxy, the whole post-detection pipeline on
+observations made from a known 3D trajectory, options and CLI errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hop_data import hoi
+from hop_data.cli import main as hop_data_main
+from hop_data.lifting import api, camera, objects, smooth
+from hop_data.lifting.hands import HandBackendUnavailable, HandObservation, HamerHands, make_hand_backend
+from hop_robot.geometry import quat_to_matrix
+
+K = camera.Intrinsics(900.0, 900.0, 640.0, 360.0)
+
+
+def _hand_track(T: int = 90) -> np.ndarray:
+    """A rigid right hand (fixed bone lengths, wrist -> middle knuckle 9 cm)
+    turning and moving through the camera's view: (T, 21, 3) metres."""
+    base = np.zeros((21, 3))
+    mcps = {5: (0.085, 0.024, -0.002), 9: (0.09, 0.0, 0.0), 13: (0.085, -0.02, -0.004), 17: (0.077, -0.039, -0.009)}
+    for mcp, p in mcps.items():
+        base[mcp] = p
+        for k in range(1, 4):
+            base[mcp + k] = np.array(p) + [0.03 * k, 0.0, -0.012 * k * k]
+    base[1:5] = [(0.024, 0.022, -0.014), (0.045, 0.045, -0.03), (0.06, 0.06, -0.045), (0.075, 0.07, -0.055)]
+    u = np.linspace(0.0, 1.0, T)
+    out = np.empty((T, 21, 3))
+    for t in range(T):
+        a, b = 0.8 * u[t], 0.5 * np.sin(2 * u[t])
+        Rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+        Rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+        out[t] = base @ (Rz @ Rx).T + [-0.15 + 0.3 * u[t], 0.05 * np.sin(3 * u[t]), 0.8 - 0.25 * u[t]]
+    return out
+
+
+def _observations(joints: np.ndarray, noise_px: float = 0.0, seed: int = 0, side: str = "right") -> list[HandObservation]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for j in joints:
+        xy = K.project(j) + rng.normal(0, noise_px, (21, 2))
+        out.append(HandObservation(xy, j - j.mean(axis=0), side, 0.9))
+    return out
+
+
+# ---------------------------------------------------------------- camera
+def test_intrinsics_parse_and_estimate():
+    assert camera.Intrinsics.parse("800, 810,320,240").as_list() == [800, 810, 320, 240]
+    for bad in ("800,800,320", "a,b,c,d", "0,800,320,240"):
+        with pytest.raises(ValueError, match="intrinsics"):
+            camera.Intrinsics.parse(bad)
+    est = camera.estimate_intrinsics(1280, 720)
+    assert est.cx == 640 and est.cy == 360
+    assert est.fx == pytest.approx(640 / np.tan(np.radians(30)))  # 60 degrees across the long side
+
+
+def test_place_hand_recovers_translation():
+    joints = _hand_track(40)
+    centred = joints - joints.mean(axis=1, keepdims=True)
+    xy = K.project(joints)
+    t, err = camera.place_hand(xy, centred, K)
+    np.testing.assert_allclose(t, joints.mean(axis=1), atol=1e-6)
+    assert np.all(err < 1e-6)
+    # with 2 px of landmark noise, depth within 2 %, lateral within 3 mm
+    rng = np.random.default_rng(1)
+    t, err = camera.place_hand(xy + rng.normal(0, 2.0, xy.shape), centred, K)
+    truth = joints.mean(axis=1)
+    assert np.max(np.abs(t[:, 2] / truth[:, 2] - 1)) < 0.02
+    assert np.max(np.abs(t[:, :2] - truth[:, :2])) < 0.003
+    # NaN frames stay NaN
+    xy[3] = np.nan
+    t, err = camera.place_hand(xy, centred, K)
+    assert np.isnan(t[3]).all() and np.isfinite(t[4]).all()
+
+
+# ---------------------------------------------------------------- smoothing
+def test_savgol_keeps_quadratics_and_respects_gaps():
+    T = 40
+    x = np.linspace(0, 1, T)
+    y = np.stack([1 + 2 * x - 3 * x**2, x], axis=1)
+    valid = np.ones(T, bool)
+    valid[18:21] = False
+    y_in = y.copy()
+    y_in[~valid] = np.nan
+    out = smooth.savgol(y_in, valid, window=9, order=2)
+    np.testing.assert_allclose(out[valid], y[valid], atol=1e-12)  # exact for polynomials of the order, edges included
+    assert np.isnan(out[~valid]).all()
+    noisy = y + np.random.default_rng(0).normal(0, 0.05, y.shape)
+    sm = smooth.savgol(noisy, np.ones(T, bool), window=9)
+    assert np.std(sm - y) < 0.6 * np.std(noisy - y)
+
+
+def test_fill_gaps_and_outliers():
+    T = 30
+    p = np.stack([np.linspace(0, 1, T)] * 3, axis=1)
+    valid = np.ones(T, bool)
+    valid[[5, 6, 20, 21, 22, 23]] = False
+    filled, v2 = smooth.fill_gaps(np.where(valid[:, None], p, np.nan), valid, max_gap=2)
+    assert v2[[5, 6]].all() and not v2[20:24].any()
+    np.testing.assert_allclose(filled[[5, 6]], p[[5, 6]], atol=1e-12)
+    q = p.copy()
+    q[12] += 0.5  # a jump to the wrong place
+    keep = smooth.reject_outliers(q, np.ones(T, bool), threshold=0.1)
+    assert not keep[12] and keep.sum() == T - 1
+
+
+# ---------------------------------------------------------------- track
+def _obs_at(x: float, side: str, score: float = 0.9) -> HandObservation:
+    xy = np.zeros((21, 2))
+    xy[:, 0] = x + np.linspace(0, 60, 21)
+    xy[:, 1] = 300 + np.linspace(0, 60, 21)
+    return HandObservation(xy, np.zeros((21, 3)), side, score)
+
+
+def test_select_track_follows_one_hand():
+    dets = [
+        [_obs_at(100, "right"), _obs_at(600, "left")],
+        [_obs_at(104, "left"), _obs_at(600, "left")],  # the right hand's label flips for one frame
+        [_obs_at(108, "right"), _obs_at(700, "right", 0.99)],  # a second "right" appears far away
+        [],
+        [_obs_at(700, "left")],  # only a far hand of the other side: not taken
+    ]
+    track = api.select_track(dets, "right")
+    assert [None if o is None else round(o.image_xy[0, 0]) for o in track] == [100, 104, 108, None, None]
+    # an annotated box wins over labels
+    boxes = {4: np.array([690, 290, 770, 370])}
+    assert api.select_track(dets, "right", boxes)[4].image_xy[0, 0] == 700
+    assert api.choose_side([[_obs_at(0, "left")]] * 5, "auto") == "left"
+    assert api.choose_side([[_obs_at(0, "left")], [_obs_at(0, "right")]], "auto") == "right"
+
+
+# ---------------------------------------------------------------- object proxy
+def test_anchored_object_moves_with_the_hand_only_while_held():
+    joints = _hand_track(60)
+    contact = np.zeros(60, bool)
+    contact[15:35] = True
+    contact[45:55] = True
+    proxy = objects.anchored_object(joints, 30.0, contact=contact)
+    R, o = objects.hand_frame(joints)
+    pose = proxy.pose.astype(np.float64)
+    Ro = quat_to_matrix(pose[:, 3:])
+    # while held, constant in the hand frame
+    rel_p = np.einsum("tji,tj->ti", R, pose[:, :3] - o)
+    rel_R = np.einsum("tji,tjk->tik", R, Ro)
+    np.testing.assert_allclose(rel_p[15:35], np.repeat(rel_p[15:16], 20, 0), atol=1e-5)
+    np.testing.assert_allclose(rel_R[45:55], np.repeat(rel_R[45:46], 10, 0), atol=1e-5)
+    # at the first grasp, the centre is the grip centre
+    np.testing.assert_allclose(pose[15, :3], objects.grip_centre(joints[15:16])[0], atol=1e-6)
+    # before the grasp it rests where grasped; between grasps where released; no jump at the re-grasp
+    np.testing.assert_allclose(pose[:15], np.repeat(pose[15:16], 15, 0), atol=1e-6)
+    np.testing.assert_allclose(pose[35:45], np.repeat(pose[34:35], 10, 0), atol=1e-6)
+    np.testing.assert_allclose(pose[45], pose[44], atol=1e-6)
+    assert proxy.points.shape == (objects.NUM_OBJECT_POINTS, 3)
+    assert objects.DIAMETER_RANGE[0] <= proxy.diameter <= objects.DIAMETER_RANGE[1]
+    r = np.linalg.norm(proxy.points[:, [0, 2]], axis=1)
+    assert r.max() == pytest.approx(proxy.diameter / 2, rel=1e-3)
+    assert np.ptp(proxy.points[:, 1]) == pytest.approx(proxy.height, rel=1e-3)
+    # the grip decides contact without annotations
+    c = objects.contact_from_grip(joints, 30.0)
+    assert c.dtype == bool and c.any()
+
+
+# ---------------------------------------------------------------- the whole post-detection pipeline
+def test_lift_observations_recovers_a_known_hand():
+    joints = _hand_track(90)
+    obs = _observations(joints, noise_px=1.0)
+    obs[40] = obs[41] = None  # a 2-frame dropout, bridged
+    opts = api.LiftOptions(intrinsics="900,900,640,360").validated()
+    size = hoi.hand_size(joints)
+    traj, stats = api.lift_observations(obs, 30.0, K, "right", "video/test", opts)
+    traj = hoi.validate(traj)
+    assert traj.hand_side == "right" and traj.gravity.tolist() == [0, 1, 0]
+    assert stats["hand_size_m"] == pytest.approx(size, rel=0.02)
+    err = np.linalg.norm(traj.hand_joints - joints, axis=-1)
+    assert np.isfinite(err).all()
+    assert np.median(err) < 0.003 and np.percentile(err, 95) < 0.006  # 1 px of landmark noise, 2-frame gap
+    # the scale prior: a wrong hand size scales depth and lateral position together
+    traj2, _ = api.lift_observations(obs, 30.0, K, "right", "video/test", api.LiftOptions(hand_size=1.2 * size))
+    ratio = np.nanmedian(traj2.hand_joints[:, 0, 2] / traj.hand_joints[:, 0, 2])
+    assert ratio == pytest.approx(1.2, rel=0.01)
+    with pytest.raises(api.NoHandError, match="seen in 1 of 3 frames"):
+        api.lift_observations([None, obs[0], None], 30.0, K, "right", "video/x", opts)
+
+
+def test_options_and_backends(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match="side"):
+        api.LiftOptions(side="both").validated()
+    with pytest.raises(ValueError, match="hand_size"):
+        api.LiftOptions(hand_size=5.0).validated()
+    with pytest.raises(ValueError, match="annotations"):
+        api.LiftOptions(annotations=str(tmp_path / "none")).validated()
+    monkeypatch.delenv("HOP_HAMER_CHECKPOINT", raising=False)
+    monkeypatch.delenv("HOP_MANO_DIR", raising=False)
+    with pytest.raises(HandBackendUnavailable, match=r"--hands hamer needs .*hamer.ckpt.*MANO_RIGHT.pkl"):
+        HamerHands()
+    with pytest.raises(HandBackendUnavailable, match="--objects mcc-ho needs"):
+        objects.MccHoObjects()
+    with pytest.raises(ValueError, match="unknown hand backend"):
+        make_hand_backend("openpose")
+
+
+def test_cli_errors(monkeypatch, tmp_path, capsys):
+    assert hop_data_main(["lift", "x.mp4", "--out", str(tmp_path), "--intrinsics", "1,2,3"]) == 2
+    assert "intrinsics must be 'fx,fy,cx,cy'" in capsys.readouterr().err
+    if not api.lifting_available():
+        monkeypatch.setenv("HOP_LIFT_PYTHON", str(tmp_path / "no-python"))
+        assert hop_data_main(["lift", "x.mp4", "--out", str(tmp_path)]) == 2
+        assert "HOP_LIFT_PYTHON" in capsys.readouterr().err
+
+
+def test_cli_modules_import_nothing_heavy():
+    code = (
+        "import sys, hop_data.lifting.cli, hop_data.sources.cli; "
+        "heavy = [m for m in ('numpy', 'zarr', 'mediapipe', 'cv2', 'yaml', 'torch') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
