@@ -14,7 +14,7 @@ STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 OUT    ?= out/demo
 export MUJOCO_GL ?= osmesa
 
-.PHONY: install sysdeps demo test bench clean
+.PHONY: install sysdeps lift-env demo test bench clean
 
 install: $(STAMP)
 
@@ -33,6 +33,18 @@ sysdeps:
 	  (apt-get update -qq && apt-get install -y -qq libosmesa6 >/dev/null) || echo "warning: could not install libosmesa6; rendering will be skipped"; \
 	else echo "note: install libosmesa6 (Debian/Ubuntu) for offscreen rendering"; fi
 
+# Video lifting runs MediaPipe Hands, which needs numpy<2 (the main env needs
+# numpy>=2): it gets its own environment, and `hop-data lift` runs its worker
+# there, exchanging only .hoi.npz files. The source tree is put on its PYTHONPATH.
+LIFT_VENV  ?= .venv-lift
+LIFT_STAMP := $(LIFT_VENV)/.installed-mediapipe-0.10.21
+lift-env: $(LIFT_STAMP)
+$(LIFT_STAMP):
+	test -x $(LIFT_VENV)/bin/python || $(PYTHON) -m venv $(LIFT_VENV)
+	$(LIFT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LIFT_VENV)/bin/python -m pip install --quiet "mediapipe==0.10.21" "numpy<2" opencv-python-headless pyyaml tqdm
+	touch $@
+
 # synthetic human videos -> retargeted robot trajectories (simulator in the loop) -> store
 DEMO_VIDEOS   ?= 4
 DEMO_ATTEMPTS ?= 64
@@ -42,10 +54,10 @@ demo: install
 	$(BIN)/hop-data info $(OUT)/store.zarr
 	$(BIN)/hop-data render $(OUT)/store.zarr --episode 0 --hoi $(OUT)/hoi --out $(OUT)/episode0.mp4
 
-test: install
+test: install lift-env
 	$(BIN)/python -m pytest -q tests
 
-bench: install
+bench: install lift-env
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
