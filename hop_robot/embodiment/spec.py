@@ -67,6 +67,14 @@ SUBSTEPS = SIM_HZ // CONTROL_HZ  # 6
 ARM_MAX_STEP_PER_SUBSTEP = 1.0 / 120.0  # rad: the arm target moves at most this per substep
 NUM_POINTS = 100  # object point-cloud size the policy sees per step (paper)
 CONTEXT = 16  # policy context in control steps (paper)
+# The fastest the arm's joint targets ever move in training: the per-substep
+# limit at the simulation rate (1 rad/s). The robot's servo side caps its
+# interpolated commands at this speed too.
+ARM_MAX_VELOCITY = ARM_MAX_STEP_PER_SUBSTEP * SIM_HZ
+# Real robot (DESIGN.md "Robot loop"): the 20 Hz targets are interpolated and
+# sent faster than the policy runs.
+ARM_SERVO_HZ = 100  # xArm servo mode (set_servo_angle_j): it executes only the latest target
+HAND_SERVO_HZ = 333  # Allegro v4 CAN cycle: joint positions every 3 ms, torques sent back
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Cameras that give the policy its object point cloud (see ``base.Camera``)."""
