@@ -1,0 +1,8 @@
+"""The data-generation service on Ray (DESIGN.md, "Ray service shape").
+
+``driver`` runs a job: inputs -> lifting tasks (their own environment) ->
+simulator actors (one per simulator, one store shard each) -> the store;
+``actors`` holds the actor and the lifting task; ``cli`` the ``hop-data
+generate`` / ``python -m hop_data.service`` command. See docs/service.md.
+Nothing is imported here, so that ``hop-data --help`` stays instant.
+"""

@@ -1,0 +1,255 @@
+"""The service's Ray workers: one simulator actor per store shard, and the lifting task.
+
+``SimulatorActor`` is a plain class; the driver turns it into a Ray actor with
+``num_cpus`` = its simulator threads (or a GPU fraction), ``max_restarts=-1``
+and ``max_task_retries=0``: Ray restarts a dead actor, the driver decides what
+to retry, because only the driver knows which videos are committed.
+
+Each actor owns one store shard. Its writer id is derived from the actor's
+identity (``svc-<actor id>``): Ray keeps the actor id when it restarts an
+actor, so the restarted process reopens *its own* shard, and opening a shard
+repairs it (arrays cut back to the last commit), so a process killed in the
+middle of a write leaves nothing half-written behind. The dead process's
+``flock`` was dropped by the kernel; if the lock is still held for a moment
+(the old process not yet gone, or a driver repairing orphans), the
+constructor waits for it. A different actor never shares the id, so two
+writers never collide, on a local disk or on object storage (no locks there).
+
+Calls run in two concurrency groups: ``retarget`` in the default group (one
+video at a time) and the cheap control calls (``info``, ``ping``, ``current``)
+in ``control``, so that the driver can ask a busy actor who it is.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import ray
+
+LOCK_WAIT_S = 60.0  # how long a (re)starting actor waits for its shard's lock
+
+
+@dataclass
+class VideoReport:
+    """What ``retarget_summary`` needs of one retargeted video, without the episodes
+    (they went to the store). Per-frame errors travel as float32: a 700-attempt,
+    300-step video is then 1.7 MB instead of 3.4 MB on its way to the driver."""
+
+    source: str
+    path: str
+    attempts: int
+    steps: int
+    accepted: np.ndarray  # (N,) bool
+    frame_errors: np.ndarray  # (N, T) float32, m
+    tracking_errors: np.ndarray  # (N, T) float32, m
+    arm_contact: np.ndarray  # (N,) bool
+    seconds_physics: float
+    seconds_solving: float
+    seconds_total: float
+    seconds_cpu: float  # CPU time of the actor's process (all its threads) for this video
+    episodes_committed: int
+    writer_id: str
+
+    @property
+    def attempt_frames(self) -> int:
+        return self.attempts * self.steps
+
+    @classmethod
+    def from_result(
+        cls, result: Any, path: str, episodes_committed: int, writer_id: str, seconds_cpu: float
+    ) -> VideoReport:
+        return cls(
+            source=result.source, path=path, attempts=result.attempts, steps=result.steps,
+            accepted=np.asarray(result.accepted, bool), frame_errors=result.frame_errors.astype(np.float32),
+            tracking_errors=result.tracking_errors.astype(np.float32), arm_contact=np.asarray(result.arm_contact, bool),
+            seconds_physics=result.seconds_physics, seconds_solving=result.seconds_solving,
+            seconds_total=result.seconds_total, seconds_cpu=seconds_cpu, episodes_committed=episodes_committed,
+            writer_id=writer_id,
+        )  # fmt: skip
+
+
+@dataclass
+class Outcome:
+    """The answer of ``SimulatorActor.retarget`` for one input file.
+
+    status: ``done`` (retargeted and committed), ``skipped`` (already committed
+    in the store), ``bad`` (the file breaks format 1 or is too short: never
+    retried; ``reason`` says why)."""
+
+    status: str
+    path: str
+    source: str | None = None
+    reason: str | None = None
+    report: VideoReport | None = None
+
+
+@dataclass
+class ActorInfo:
+    pid: int
+    host: str
+    actor_id: str
+    writer_id: str
+    threads: int
+    reconstructed: bool
+    committed_sources: int  # in this actor's shard when it (re)opened it
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def writer_id_for(prefix: str, actor_id: str) -> str:
+    """The shard of an actor: stable across its restarts, unique across actors."""
+    return f"{prefix}-{actor_id}"
+
+
+class SimulatorActor:
+    """One retargeting simulator and the store shard it writes.
+
+    Args:
+        store: store path or fsspec URL (created if missing).
+        attempts, solver: as ``RetargetConfig`` (the paper: 700 attempts, NLopt L-BFGS).
+        threads: simulator threads of this actor (= its ``num_cpus``).
+        writer_prefix: the shard is ``<writer_prefix>-<actor id>``.
+        storage_options: fsspec options for an object-storage store.
+    """
+
+    def __init__(
+        self,
+        store: str,
+        attempts: int = 700,
+        solver: str = "batched",
+        threads: int = 1,
+        writer_prefix: str = "svc",
+        storage_options: dict[str, Any] | None = None,
+    ):
+        from hop_data.retarget.engine import RetargetConfig, Retargeter
+        from hop_data.store import StoreLockedError, TrajectoryStore
+
+        self.config = RetargetConfig(attempts=attempts, solver=solver)
+        self.threads = int(threads)
+        self.retargeter = Retargeter(self.config, threads=self.threads)
+        ctx = ray.get_runtime_context()
+        self.actor_id = ctx.get_actor_id() or f"pid{os.getpid()}"  # outside Ray (tests of the class): the pid
+        with warnings.catch_warnings():  # the property itself uses a deprecated accessor
+            warnings.simplefilter("ignore")
+            self.reconstructed = bool(ctx.was_current_actor_reconstructed) if ctx.get_actor_id() else False
+        self.writer_id = writer_id_for(writer_prefix, self.actor_id)
+        self.store = TrajectoryStore.open(
+            store, "a", num_points=self.config.scene.num_points, storage_options=storage_options
+        )
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:  # opening = repairing what a killed predecessor left uncommitted
+            try:
+                self.writer = self.store.writer(self.writer_id)
+                break
+            except StoreLockedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        self._current: str | None = None
+
+    # ------------------------------------------------------------------ control group
+    @ray.method(concurrency_group="control")
+    def info(self) -> ActorInfo:
+        return ActorInfo(
+            pid=os.getpid(), host=socket.gethostname(), actor_id=self.actor_id, writer_id=self.writer_id,
+            threads=self.threads, reconstructed=self.reconstructed,
+            committed_sources=len(self.writer.committed_sources),
+        )  # fmt: skip
+
+    @ray.method(concurrency_group="control")
+    def ping(self) -> int:
+        return os.getpid()
+
+    @ray.method(concurrency_group="control")
+    def current(self) -> str | None:
+        """The input this actor is retargeting now (None when idle)."""
+        return self._current
+
+    # ------------------------------------------------------------------ work
+    def retarget(self, path: str, seed: int = 0) -> Outcome:
+        """Retarget one ``.hoi.npz`` (all attempts) and commit its accepted
+        episodes to this actor's shard in one commit."""
+        from hop_data import hoi
+
+        try:
+            traj = hoi.prepare(hoi.load(path))
+        except (ValueError, OSError) as exc:  # HOIFormatError is a ValueError; missing files are OSErrors
+            return Outcome("bad", path, reason=str(exc))
+        if self.writer.is_committed(traj.source):
+            return Outcome("skipped", path, traj.source)
+        self._current = path
+        cpu0 = time.process_time()
+        try:
+            result = self.retargeter.run(traj, seed=seed)
+            try:
+                commit = self.writer.append_episodes(traj.source, result.episodes)
+            except Exception:
+                self._reopen()  # leave the shard repaired for the retry, then let the driver decide
+                raise
+        finally:
+            self._current = None
+        if commit.skipped:  # another shard committed it while we worked (a presumed-dead worker was not)
+            return Outcome("skipped", path, traj.source, reason="committed by another shard meanwhile")
+        report = VideoReport.from_result(result, path, commit.episodes, self.writer_id, time.process_time() - cpu0)
+        return Outcome("done", path, traj.source, report=report)
+
+    def _reopen(self) -> None:
+        self.writer.close()
+        self.writer = self.store.writer(self.writer_id)
+
+    @ray.method(concurrency_group="control")
+    def close(self) -> None:
+        """Release the shard (the driver calls this before ending the actor)."""
+        self.writer.close()
+
+
+CONCURRENCY_GROUPS = {"control": 1}  # ray.remote(concurrency_groups=...) of the actor class
+
+
+# ---------------------------------------------------------------------- lifting
+
+LIFT_INSTALL_HINT = (
+    "install the lifting stage in its own environment (mediapipe needs numpy<2): "
+    "e.g. python3 -m venv .venv-lift && .venv-lift/bin/pip install -e '.[lift]' "
+    "'ray[default]==<the cluster's Ray version>', then pass --lift-python .venv-lift/bin/python "
+    "(or --lift-runtime-env with a pip runtime env on a cluster)"
+)
+
+
+class LiftingUnavailable(RuntimeError):
+    """The lifting code is not installed where the lifting task ran."""
+
+
+def lift_with_api(video: str, out_dir: str, options: dict[str, Any]) -> str:
+    """Default lifting function: ``hop_data.lifting.api.lift_video`` (imported in the
+    lifting task's own environment). Returns the written ``.hoi.npz`` path."""
+    try:
+        from hop_data.lifting.api import lift_video
+    except ImportError as exc:
+        import sys
+
+        raise LiftingUnavailable(
+            f"video lifting is not available in the lifting environment ({sys.executable}: {exc}); {LIFT_INSTALL_HINT}"
+        ) from None
+    return str(lift_video(video, out_dir, **options))
+
+
+def lift_task(fn: Callable[[str, str, dict[str, Any]], str], video: str, out_dir: str, options: dict[str, Any]) -> dict:
+    """Body of the lifting Ray task: {"path": written .hoi.npz} or {"bad": reason}.
+
+    A ``ValueError`` (unreadable video, no hand found) and a missing lifting
+    install are the input's fault or the setup's: reported, never retried. Any
+    other exception propagates and the driver retries the video."""
+    try:
+        return {"path": str(fn(video, out_dir, options))}
+    except LiftingUnavailable as exc:
+        return {"bad": str(exc)}
+    except ImportError as exc:  # a lifting backend (mediapipe, ...) missing in the lifting environment
+        return {"bad": f"video lifting is not available in the lifting environment ({exc}); {LIFT_INSTALL_HINT}"}
+    except ValueError as exc:
+        return {"bad": f"lifting failed: {exc}"}

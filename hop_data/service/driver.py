@@ -1,0 +1,745 @@
+"""The data-generation driver: inputs -> (lifting tasks) -> simulator actors -> store.
+
+The shape (DESIGN.md, "Ray service shape"):
+
+* one ``SimulatorActor`` per simulator, ``num_cpus`` = its threads (or a GPU
+  fraction), ``max_restarts=-1``, ``max_task_retries=0``;
+* a bounded set of videos in flight: each goes to a free actor, and the driver
+  blocks in ``ray.wait`` until one finishes (backpressure: nothing queues up
+  inside Ray);
+* the driver owns retries. An actor that dies mid-video (its task raises
+  ``RayActorError``) is restarted by Ray; the driver probes it with a cheap call
+  before giving it work again, and re-queues the video unless the store shows
+  it committed (the actor may die after its commit but before its answer). A
+  video that fails ``max_failures`` times is given up and reported. A bad input
+  (format error, too short, unreadable, hand-less video) is reported at once and
+  never retried. An actor that cannot come back (its process cannot start) is
+  replaced by a new one, a bounded number of times.
+* a driver that dies is simply run again: actors skip committed videos, so the
+  rerun completes without duplicates. Shards of writers that died with an old
+  driver are repaired on the next run (local stores, where a lock tells a dead
+  writer from a live one).
+
+Without an address (``--address`` / ``RAY_ADDRESS``) the driver starts an
+embedded Ray on this machine: loopback only, no dashboard, token
+authentication on, sized to the cores. With an address it joins that cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .actors import CONCURRENCY_GROUPS, LIFT_INSTALL_HINT, Outcome, SimulatorActor, lift_task, lift_with_api
+
+HOI_SUFFIX = ".hoi.npz"
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+EMBEDDED_OBJECT_STORE_BYTES = 512 * 2**20  # answers are small (errors, not episodes): keep /dev/shm free
+WAIT_S = 1.0  # ray.wait timeout: the progress bar's refresh period
+STALL_WARN_S = 60.0  # say so when nothing finished for this long (e.g. actors waiting for resources)
+STARTUP_WAIT_S = 300.0  # the clock starts when every actor answered, or after this long
+LOOPBACK = "127.0.0.1"
+DEFAULT_LIFT_PYTHON = ".venv-lift/bin/python"  # the lifting environment, relative to the working directory
+
+
+class ServiceError(RuntimeError):
+    """A run that cannot start (bad options, no Ray, a store that cannot be opened)."""
+
+
+@dataclass
+class GenerateConfig:
+    """One data-generation run. Defaults are the paper's where it gives them."""
+
+    inputs: list[str]  # .hoi.npz files, videos, directories, glob patterns
+    store: str  # store path or fsspec URL (created if missing)
+    manifest: str | None = None  # a text file: one input per line (relative to the file), '#' comments
+    attempts: int = 700  # per video (paper)
+    solver: str = "batched"  # or "nlopt" (the reference)
+    seed: int = 0  # run seed: attempt seeds derive from it and the source id
+    actors: int = 0  # simulator actors; 0: as many as the cluster's CPUs (GPUs) hold
+    threads: int = 1  # simulator threads per actor (= its num_cpus)
+    gpus_per_actor: float = 0.0  # a GPU fraction per actor, for a GPU simulator backend
+    max_in_flight: int = 0  # videos handed out at once; 0: one per actor
+    max_failures: int = 3  # a video whose worker dies (or errs) this many times is given up
+    writer_prefix: str = "svc"  # actor shards are <prefix>-<actor id>
+    storage_options: dict[str, Any] | None = None  # fsspec options of an object-storage store
+    address: str | None = None  # Ray cluster to join; None: RAY_ADDRESS, else an embedded local Ray
+    num_cpus: int | None = None  # embedded Ray's CPUs (default: this machine's cores)
+    lift_python: str | None = None  # the lifting environment's python (default: .venv-lift/bin/python if present)
+    lift_runtime_env: dict[str, Any] | None = None  # or a whole runtime env for the lifting tasks
+    lift_dir: str | None = None  # where lifted .hoi.npz go (default: <store>-lifted/ for local stores)
+    lift_cpus: float = 1.0  # CPUs of one lifting task
+    lift_in_flight: int = 0  # lifting tasks at once; 0: a quarter of the CPUs (at least 1)
+    lift_options: dict[str, Any] = field(default_factory=dict)  # keyword options of lift_video
+    max_actor_replacements: int = 0  # actors created anew when one cannot come back; 0: as many as actors
+    repair_orphans: bool = True  # repair shards left by writers of a dead driver (local stores)
+    progress: bool = True  # progress bar and messages on stderr
+
+
+# ------------------------------------------------------------------------------ Ray
+
+
+@contextmanager
+def _loopback_node() -> Iterator[None]:
+    """Make Ray take 127.0.0.1 as this node's address while it starts.
+
+    Ray turns a requested 127.0.0.1 into the machine's routable address unless
+    multi-node clusters are switched off (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``,
+    read once at import): then every Ray server of the node binds to loopback.
+    The processes started now inherit it; the driver's setting is restored so a
+    later join of a real cluster from this process still works."""
+    import ray._private.ray_constants as ray_constants
+
+    var = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+    old_env, old_flag = os.environ.get(var), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[var] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = old_flag
+        if old_env is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = old_env
+
+
+def token_auth_enabled() -> bool | None:
+    """Whether this process speaks Ray's token authentication (None: cannot tell)."""
+    try:
+        from ray._raylet import AuthenticationMode, get_authentication_mode
+
+        return get_authentication_mode() == AuthenticationMode.TOKEN
+    except Exception:  # older Ray, or the API moved: say nothing rather than guess
+        return None
+
+
+def local_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None:
+    """The embedded default: a single-node Ray on this machine, every server on
+    127.0.0.1, no dashboard (so no job API), token authentication on (Ray >= 2.59
+    turns it on for local clusters, and ``hop-data generate`` sets
+    ``RAY_AUTH_MODE=token`` before Ray loads; ``RAY_AUTH_MODE=disabled`` opts out,
+    with a warning here)."""
+    import ray
+
+    with _loopback_node():
+        ray.init(
+            include_dashboard=False,
+            _node_ip_address=LOOPBACK,
+            num_cpus=num_cpus or local_cpus(),
+            num_gpus=num_gpus,
+            object_store_memory=EMBEDDED_OBJECT_STORE_BYTES,
+            logging_level=logging.WARNING,
+        )
+    if token_auth_enabled() is False:
+        logging.getLogger(__name__).warning(
+            "Ray token authentication is OFF (RAY_AUTH_MODE=%s); the embedded Ray listens on %s only",
+            os.environ.get("RAY_AUTH_MODE"), LOOPBACK,
+        )  # fmt: skip
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Join ``address`` (or ``RAY_ADDRESS``), else start the embedded Ray.
+    Returns whether this call connected (then the caller shuts down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    try:
+        if address:
+            ray.init(address=address, logging_level=logging.WARNING)
+        else:
+            start_local_ray(num_cpus)
+    except (ConnectionError, TimeoutError) as exc:
+        raise ServiceError(f"cannot join the Ray cluster at {address}: {exc}") from exc
+    return True
+
+
+# ------------------------------------------------------------------------------ inputs
+
+
+def expand(items: list[str], manifest: str | None = None) -> list[str]:
+    """Inputs -> sorted unique paths: ``.hoi.npz`` files and videos.
+
+    Directories give their ``*.hoi.npz`` and video files; patterns their
+    matches; a manifest lists one input per line. Anything that matches nothing
+    is kept as is, so that it is reported as failed."""
+    from hop_data.cli import expand_inputs
+
+    items = list(items)
+    if manifest:
+        base = Path(manifest).parent
+        try:
+            lines = Path(manifest).read_text().splitlines()
+        except OSError as exc:
+            raise ServiceError(f"{manifest}: cannot read the manifest ({exc})") from None
+        for line in lines:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                items.append(line if "://" in line or Path(line).is_absolute() else str(base / line))
+    out: list[str] = []
+    for item in items:
+        if Path(item).is_dir():
+            found: list[str] = []
+            for suffix in (HOI_SUFFIX, *VIDEO_SUFFIXES, *(s.upper() for s in VIDEO_SUFFIXES)):
+                found += [p for p in expand_inputs([item], suffix) if p != item]
+            out.extend(sorted(set(found)) or [item])
+        else:
+            out.extend(expand_inputs([item]))
+    return list(dict.fromkeys(out))
+
+
+def is_video(path: str) -> bool:
+    """Inputs that are not ``.hoi.npz`` files are videos to lift first."""
+    return not path.endswith(HOI_SUFFIX)
+
+
+def peek_source(path: str) -> str | None:
+    """The ``source`` id stored in a ``.hoi.npz`` (None when unreadable)."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return str(npz["source"])
+    except Exception:  # any unreadable file: the caller treats it as not committed
+        return None
+
+
+def repair_orphan_shards(store: Any, prefix: str) -> list[str]:
+    """Repair service shards that hold uncommitted rows and no live writer.
+
+    Only on local stores: there a writer's ``flock`` tells a dead writer (lock
+    free: reopening cuts its arrays back to the last commit) from a live one
+    (lock held: left alone). Returns the shards repaired."""
+    from hop_data.store import StoreLockedError
+
+    if store.local_path is None:
+        return []
+    repaired = []
+    for sid in store.shard_ids():
+        if not sid.startswith(prefix + "-"):
+            continue
+        shard = store.local_path / "shards" / sid
+        try:
+            attrs = store.shard_attrs(sid)
+            rows = json.loads((shard / "data" / "proprio" / "zarr.json").read_text())["shape"][0]
+            ends = json.loads((shard / "meta" / "episode_ends" / "zarr.json").read_text())["shape"][0]
+        except (OSError, ValueError, KeyError):
+            rows = ends = None  # a shard killed while being born: let the writer sort it out
+            attrs = {"committed_steps": -1, "committed_episodes": -1}
+        dirty = rows != attrs["committed_steps"] or ends != attrs["committed_episodes"]
+        if not dirty and not any(shard.rglob("*.partial")):
+            continue
+        try:
+            store.writer(sid).close()
+        except StoreLockedError:
+            continue
+        repaired.append(sid)
+    return repaired
+
+
+# ------------------------------------------------------------------------------ the run
+
+
+@dataclass
+class Work:
+    path: str
+    kind: str  # "retarget" (a .hoi.npz) or "lift" (a video)
+    origin: str | None = None  # the video a lifted file came from
+    failures: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """What failures are reported under: the input the user gave."""
+        return self.origin or self.path
+
+
+@dataclass
+class Slot:
+    """One simulator actor, as the driver sees it."""
+
+    index: int
+    handle: Any
+    state: str = "starting"  # starting | free | busy | probing | dead
+    pid: int | None = None
+    host: str | None = None
+    writer_id: str | None = None
+    restarts: int = 0
+    work: Work | None = None
+    since: float = 0.0
+
+
+class Generator:
+    """One run of the service (``generate`` is the function form).
+
+    ``actor_cls`` and ``lift_fn`` replace the simulator actor class and the
+    lifting function (tests inject faults and stubs with them);
+    ``on_dispatch(slot, work)`` is called whenever a video is handed to an actor."""
+
+    def __init__(
+        self,
+        config: GenerateConfig,
+        actor_cls: type = SimulatorActor,
+        lift_fn: Callable[[str, str, dict[str, Any]], str] | None = None,
+        on_dispatch: Callable[[Slot, Work], None] | None = None,
+    ):
+        if config.attempts < 1 or config.threads < 1 or config.max_failures < 1:
+            raise ServiceError("attempts, threads and max_failures must be >= 1")
+        if config.solver not in ("batched", "nlopt"):
+            raise ServiceError(f"solver must be 'batched' or 'nlopt', got {config.solver!r}")
+        self.cfg = config
+        self.actor_cls = actor_cls
+        self.lift_fn = lift_fn
+        self.on_dispatch = on_dispatch
+        self.slots: list[Slot] = []
+        self.results: list[Any] = []
+        self.failed: list[dict[str, str]] = []
+        self.skipped = 0
+        self.committed_without_report: list[str] = []
+        self.retries = 0
+        self.replacements = 0
+        self.lifted = 0
+        self._bar = None
+
+    # -------------------------------------------------------------- messages
+    def say(self, text: str) -> None:
+        if not self.cfg.progress:
+            return
+        if self._bar is not None:
+            self._bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr)
+
+    # -------------------------------------------------------------- main
+    def run(self) -> dict[str, Any]:
+        import ray
+
+        from hop_data.retarget.engine import RetargetConfig
+        from hop_data.store import TrajectoryStore
+
+        cfg = self.cfg
+        t_start = time.perf_counter()
+        paths = expand(cfg.inputs, cfg.manifest)
+        if not paths:
+            raise ServiceError("no inputs given")
+        try:
+            self.store = TrajectoryStore.open(
+                cfg.store, "a", num_points=RetargetConfig().scene.num_points, storage_options=cfg.storage_options
+            )
+        except ValueError as exc:  # StoreError is a ValueError
+            raise ServiceError(str(exc)) from exc
+        repaired = repair_orphan_shards(self.store, cfg.writer_prefix) if cfg.repair_orphans else []
+        if repaired:
+            self.say(f"repaired {len(repaired)} shard(s) left by writers of an earlier run: {', '.join(repaired)}")
+
+        owns_ray = connect(cfg.address, cfg.num_cpus)
+        try:
+            self.embedded = owns_ray and not (cfg.address or os.environ.get("RAY_ADDRESS"))  # we started it
+            self.one_machine = _single_local_node()
+            queue, lifts = self._plan(paths)
+            if queue or lifts:
+                self._start_actors(len(queue) + len(lifts), bool(lifts))
+            t_ready = time.perf_counter()
+            if queue or lifts:
+                self._loop(queue, lifts)
+            wall = time.perf_counter() - t_ready
+        finally:
+            self._stop_actors()
+            if self._bar is not None:
+                self._bar.close()
+            if owns_ray:
+                ray.shutdown()
+        return self._summary(wall, t_ready - t_start, repaired)
+
+    def _plan(self, paths: list[str]) -> tuple[deque[Work], deque[Work]]:
+        """Inputs -> retarget queue and lifting queue (videos whose lifting cannot
+        run here are reported at once)."""
+        queue: deque[Work] = deque()
+        lifts: deque[Work] = deque()
+        self._lift_index: dict[str, str] = {}
+        for path in paths:
+            if self.one_machine and "://" not in path and not os.path.exists(path):
+                self.failed.append({"source": path, "reason": f"{path}: no such file or directory"})
+            elif not is_video(path):
+                queue.append(Work(path, "retarget"))
+            else:
+                lifts.append(Work(path, "lift"))
+        if lifts:
+            problem = self._setup_lifting()
+            if problem:
+                for work in lifts:
+                    self.failed.append({"source": work.path, "reason": problem})
+                lifts.clear()
+            else:  # videos lifted by an earlier run are not lifted again
+                for work in list(lifts):
+                    done = self._lift_index.get(_here(work.path))
+                    if done and os.path.exists(done):
+                        lifts.remove(work)
+                        queue.append(Work(done, "retarget", origin=work.path))
+        self.total = len(paths)
+        return queue, lifts
+
+    # -------------------------------------------------------------- lifting
+    def _setup_lifting(self) -> str | None:
+        """Choose the lifting tasks' environment; a reason when videos cannot be lifted."""
+        import importlib.util
+
+        import ray
+
+        cfg = self.cfg
+        if cfg.lift_dir:
+            self.lift_dir = cfg.lift_dir
+        elif self.store.local_path is not None:
+            self.lift_dir = str(self.store.local_path) + "-lifted"
+        else:
+            return f"videos need --lift-dir (a shared directory for the lifted .hoi.npz) with a store at {cfg.store}"
+        os.makedirs(self.lift_dir, exist_ok=True)
+        self._lift_log = Path(self.lift_dir) / "lifted.jsonl"
+        if self._lift_log.exists():
+            for line in self._lift_log.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                    self._lift_index[entry["video"]] = entry["hoi"]
+                except (ValueError, KeyError):
+                    continue  # a line cut short by a killed driver
+        runtime_env: dict[str, Any] | None = None
+        if self.lift_fn is None:  # (tests inject a function: it runs in the driver's environment)
+            self.lift_fn = lift_with_api
+            python = cfg.lift_python or (DEFAULT_LIFT_PYTHON if os.path.exists(DEFAULT_LIFT_PYTHON) else None)
+            if cfg.lift_runtime_env:  # e.g. a pip runtime env on a cluster
+                runtime_env = dict(cfg.lift_runtime_env)
+            elif python:  # its own virtual environment (mediapipe needs numpy < 2)
+                if self.one_machine and not os.path.exists(python):
+                    return f"video lifting: no python at {python}; {LIFT_INSTALL_HINT}"
+                runtime_env = {"py_executable": os.path.abspath(python) if os.path.exists(python) else python}
+            elif not all(importlib.util.find_spec(m) for m in ("mediapipe", "hop_data.lifting.api")):
+                return (
+                    "video lifting is not available: no lifting environment (--lift-python, --lift-runtime-env "
+                    f"or {DEFAULT_LIFT_PYTHON}) and hop_data.lifting.api with mediapipe is not installed here; "
+                    f"{LIFT_INSTALL_HINT}"
+                )
+        options: dict[str, Any] = {"num_cpus": cfg.lift_cpus, "max_retries": 0}
+        if runtime_env:
+            options["runtime_env"] = runtime_env
+        self._lift_remote = ray.remote(lift_task).options(**options)
+        return None
+
+    def _submit_lift(self, work: Work) -> Any:
+        return self._lift_remote.remote(self.lift_fn, _here(work.path), self.lift_dir, dict(self.cfg.lift_options))
+
+    # -------------------------------------------------------------- actors
+    def _actor_count(self, inputs: int) -> int:
+        import ray
+
+        cfg = self.cfg
+        if cfg.actors > 0:
+            return cfg.actors
+        cpus = float(ray.cluster_resources().get("CPU", 1))
+        n = int(cpus // cfg.threads)
+        if cfg.gpus_per_actor > 0:
+            n = min(n, int(float(ray.cluster_resources().get("GPU", 0)) // cfg.gpus_per_actor))
+        return max(1, min(n, inputs))
+
+    def _remote_class(self) -> Any:
+        import ray
+
+        cfg = self.cfg
+        cls = ray.remote(concurrency_groups=CONCURRENCY_GROUPS)(self.actor_cls)
+        options: dict[str, Any] = {"num_cpus": cfg.threads, "max_restarts": -1, "max_task_retries": 0}
+        if cfg.gpus_per_actor > 0:
+            options["num_gpus"] = cfg.gpus_per_actor
+        return cls.options(**options)
+
+    def _new_actor(self, index: int) -> Slot:
+        cfg = self.cfg
+        handle = self._cls.remote(
+            self.store.url if self.store.local_path is None else str(self.store.local_path),
+            attempts=cfg.attempts, solver=cfg.solver, threads=cfg.threads,
+            writer_prefix=cfg.writer_prefix, storage_options=cfg.storage_options,
+        )  # fmt: skip
+        return Slot(index, handle)
+
+    def _start_actors(self, inputs: int, lifting: bool) -> None:
+        import ray
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        n = self._actor_count(max(1, inputs))
+        if cfg.actors == 0 and lifting and n > 1:
+            n -= 1  # actors hold their CPUs for good: leave one to the lifting tasks
+        self.max_replacements = cfg.max_actor_replacements or n
+        self._cls = self._remote_class()
+        self.slots = [self._new_actor(i) for i in range(n)]
+        self.pending: dict[Any, tuple[str, Slot | None, Work | None]] = {}
+        for slot in self.slots:
+            self._probe(slot)
+        # the clock of the summary starts when the actors are up (as hop-data retarget's
+        # starts after building its Retargeter); their answers are handled in the loop
+        ray.wait(list(self.pending), num_returns=len(self.pending), timeout=STARTUP_WAIT_S)
+        self._bar = tqdm(total=self.total, unit="video", desc="generate", disable=not cfg.progress, file=sys.stderr)
+        self._bar.update(len(self.failed))
+
+    def _probe(self, slot: Slot) -> None:
+        """Ask an actor who it is; it gets work when it answers (after a restart, too)."""
+        slot.state = "probing" if slot.state != "starting" else "starting"
+        slot.since = time.monotonic()
+        self.pending[slot.handle.info.remote()] = ("probe", slot, None)
+
+    def _stop_actors(self) -> None:
+        import ray
+
+        live = [s for s in self.slots if s.state in ("free", "busy")]
+        closing = [s.handle.close.remote() for s in live]
+        if closing:
+            ray.wait(closing, num_returns=len(closing), timeout=10)
+        for slot in self.slots:
+            try:
+                ray.kill(slot.handle, no_restart=True)
+            except Exception:  # already gone
+                pass
+
+    # -------------------------------------------------------------- scheduling
+    def _loop(self, queue: deque[Work], lifts: deque[Work]) -> None:
+        import ray
+
+        cfg = self.cfg
+        in_flight_limit = cfg.max_in_flight or len(self.slots)
+        lift_limit = cfg.lift_in_flight or max(1, int(float(ray.cluster_resources().get("CPU", 1)) // 4))
+        self._t0 = time.perf_counter()
+        last_event = time.monotonic()
+        while queue or lifts or any(kind != "probe" for kind, _, _ in self.pending.values()):
+            if not any(s.state != "dead" for s in self.slots):
+                self._abandon(queue, lifts, "no simulator actor could be started or restarted")
+                return
+            busy = sum(1 for kind, _, _ in self.pending.values() if kind == "video")
+            for slot in self.slots:
+                if not queue or busy >= in_flight_limit:
+                    break
+                if slot.state == "free":
+                    self._dispatch(slot, queue.popleft())
+                    busy += 1
+            lifting = sum(1 for kind, _, _ in self.pending.values() if kind == "lift")
+            while lifts and lifting < lift_limit:
+                work = lifts.popleft()
+                self.pending[self._submit_lift(work)] = ("lift", None, work)
+                lifting += 1
+            ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=WAIT_S)
+            if not ready:
+                if time.monotonic() - last_event > STALL_WARN_S:
+                    starting = sum(1 for s in self.slots if s.state == "starting")
+                    self.say(
+                        f"nothing finished for {STALL_WARN_S:.0f} s: {starting} actor(s) not up yet, {lifting} lifting "
+                        f"task(s) out; free resources {ray.available_resources()} of {ray.cluster_resources()} "
+                        "(actors hold their CPUs for good: leave some to lifting tasks)"
+                    )
+                    last_event = time.monotonic()
+                continue
+            last_event = time.monotonic()
+            for ref in ready:
+                kind, slot, work = self.pending.pop(ref)
+                if kind == "probe":
+                    self._on_probe(ref, slot)
+                elif kind == "video":
+                    self._on_video(ref, slot, work, queue)
+                else:
+                    self._on_lift(ref, work, queue, lifts)
+            self._postfix()
+
+    def _dispatch(self, slot: Slot, work: Work) -> None:
+        slot.state, slot.work, slot.since = "busy", work, time.monotonic()
+        ref = slot.handle.retarget.remote(_here(work.path), self.cfg.seed)
+        self.pending[ref] = ("video", slot, work)
+        if self.on_dispatch is not None:
+            self.on_dispatch(slot, work)
+
+    def _on_probe(self, ref: Any, slot: Slot) -> None:
+        import ray
+
+        try:
+            info = ray.get(ref)
+        except ray.exceptions.ActorUnavailableError:  # restarting: ask again
+            time.sleep(0.2)
+            self._probe(slot)
+            return
+        except ray.exceptions.RayActorError as exc:  # it cannot come back (e.g. its constructor fails)
+            self._replace(slot, exc)
+            return
+        if slot.pid is not None and info.pid != slot.pid:
+            self.say(f"actor {slot.index} restarted (pid {slot.pid} -> {info.pid}); it reopened and repaired shard {info.writer_id}")
+        slot.pid, slot.host, slot.writer_id, slot.state = info.pid, info.host, info.writer_id, "free"
+
+    def _replace(self, slot: Slot, exc: BaseException) -> None:
+        import ray
+
+        reason = _short(exc)
+        try:
+            ray.kill(slot.handle, no_restart=True)
+        except Exception:  # already gone
+            pass
+        if self.replacements >= self.max_replacements:
+            slot.state = "dead"
+            self.say(f"actor {slot.index} is dead and not replaced (replacement budget spent): {reason}")
+            self._dead_reason = reason
+            return
+        self.replacements += 1
+        self.say(f"actor {slot.index} cannot come back; starting a new one ({reason})")
+        new = self._new_actor(slot.index)
+        self.slots[self.slots.index(slot)] = new
+        self._probe(new)
+
+    def _on_video(self, ref: Any, slot: Slot, work: Work, queue: deque[Work]) -> None:
+        import ray
+
+        slot.work = None
+        try:
+            outcome: Outcome = ray.get(ref)
+        except ray.exceptions.RayActorError as exc:
+            slot.restarts += 1  # Ray restarts it (max_restarts=-1)
+            self._probe(slot)  # it gets work again once it answers
+            self._failure(work, f"worker died ({_short(exc)})", queue, check_store=True)
+            return
+        except ray.exceptions.RayTaskError as exc:  # an exception inside retargeting or the commit
+            slot.state = "free"
+            self._failure(work, f"error: {_short(exc)}", queue, check_store=False)
+            return
+        except ray.exceptions.RayError as exc:  # lost for another reason (node gone, memory monitor)
+            self._probe(slot)
+            self._failure(work, f"lost ({_short(exc)})", queue, check_store=True)
+            return
+        slot.state = "free"
+        if outcome.status == "done":
+            self.results.append(outcome.report)
+        elif outcome.status == "skipped":
+            self.skipped += 1
+        else:
+            self.failed.append({"source": work.name, "reason": outcome.reason or "bad input"})
+        self._bar.update(1)
+
+    def _on_lift(self, ref: Any, work: Work, queue: deque[Work], lifts: deque[Work]) -> None:
+        import ray
+
+        try:
+            answer = ray.get(ref)
+        except (ray.exceptions.RuntimeEnvSetupError,) as exc:
+            self.failed.append({"source": work.path, "reason": f"lifting environment failed: {_short(exc)}; {LIFT_INSTALL_HINT}"})
+            self._bar.update(1)
+            return
+        except ray.exceptions.RayError as exc:  # an error inside lifting, or its worker died: retried
+            self._failure(work, f"lifting: {_short(exc)}", lifts, check_store=False)
+            return
+        if "bad" in answer:
+            self.failed.append({"source": work.path, "reason": answer["bad"]})
+            self._bar.update(1)
+            return
+        self.lifted += 1
+        with open(self._lift_log, "a") as log:  # a rerun does not lift this video again
+            log.write(json.dumps({"video": _here(work.path), "hoi": answer["path"]}) + "\n")
+        queue.append(Work(answer["path"], "retarget", origin=work.path))
+
+    def _failure(self, work: Work, reason: str, queue: deque[Work], check_store: bool) -> None:
+        """A video's worker died or erred: done if committed, else retried up to max_failures."""
+        if check_store and work.kind == "retarget":
+            source = peek_source(work.path)
+            if source is not None and self.store.is_committed(source):
+                self.say(f"{work.name}: worker died after committing it; not retargeted again")
+                self.committed_without_report.append(source)
+                self._bar.update(1)
+                return
+        work.failures += 1
+        work.errors.append(reason)
+        if work.failures >= self.cfg.max_failures:
+            self.failed.append({
+                "source": work.name,
+                "reason": f"gave up after {work.failures} failures: " + "; ".join(dict.fromkeys(work.errors)),
+            })  # fmt: skip
+            self.say(f"{work.name}: given up after {work.failures} failures ({reason})")
+            self._bar.update(1)
+            return
+        self.retries += 1
+        self.say(f"{work.name}: {reason}; retrying ({work.failures}/{self.cfg.max_failures} failures)")
+        queue.append(work)
+
+    def _abandon(self, queue: deque[Work], lifts: deque[Work], reason: str) -> None:
+        reason = f"{reason}: {getattr(self, '_dead_reason', 'unknown')}"
+        for work in [*queue, *lifts, *(w for k, _, w in self.pending.values() if w is not None)]:
+            self.failed.append({"source": work.name, "reason": reason})
+            self._bar.update(1)
+        queue.clear()
+        lifts.clear()
+        self.pending.clear()
+
+    def _postfix(self) -> None:
+        if self._bar is None or self._bar.disable:
+            return
+        attempts = sum(r.attempts for r in self.results)
+        accepted = sum(int(r.accepted.sum()) for r in self.results)
+        elapsed = max(1e-9, time.perf_counter() - self._t0)
+        self._bar.set_postfix(
+            done=len(self.results), failed=len(self.failed), skipped=self.skipped,
+            attempts_per_s=f"{attempts / elapsed:.0f}", acceptance=f"{accepted / attempts:.1%}" if attempts else "-",
+            restarts=sum(s.restarts for s in self.slots),
+        )  # fmt: skip
+
+    # -------------------------------------------------------------- summary
+    def _summary(self, wall: float, startup: float, repaired: list[str]) -> dict[str, Any]:
+        from hop_data.cli import retarget_summary
+
+        summary = retarget_summary(self.results, self.failed, wall)
+        summary["skipped_already_committed"] = self.skipped
+        summary["store"] = str(self.cfg.store)
+        summary.update({
+            "committed_without_report": self.committed_without_report,
+            "actors": len(self.slots),
+            "threads_per_actor": self.cfg.threads,
+            "actor_restarts": sum(s.restarts for s in self.slots),
+            "actors_replaced": self.replacements,
+            "retries": self.retries,
+            "videos_lifted": self.lifted,
+            "orphan_shards_repaired": len(repaired),
+            "seconds_startup": startup,
+            "seconds_cpu": sum(r.seconds_cpu for r in self.results),  # actors' CPU time on the reported videos
+            "ray": "embedded" if self.embedded else "joined",  # started here, or an existing cluster
+        })  # fmt: skip
+        return summary
+
+
+def _here(path: str) -> str:
+    """An absolute path where the driver sees the file (same on one machine or a
+    shared filesystem); anything else (URLs, worker-only paths) as given."""
+    return os.path.abspath(path) if "://" not in path and os.path.exists(path) else path
+
+
+def _single_local_node() -> bool:
+    """True when the Ray cluster is this machine alone (paths the driver sees, workers see)."""
+    import ray
+
+    here = ray.util.get_node_ip_address()
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    return len(nodes) == 1 and nodes[0].get("NodeManagerAddress") == here
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"
+
+
+def generate(config: GenerateConfig, **kwargs: Any) -> dict[str, Any]:
+    """Run the service once; returns the JSON summary (``hop-data retarget``'s, plus service counts)."""
+    return Generator(config, **kwargs).run()
