@@ -3,6 +3,7 @@
     hop-data import dexycb      SRC --out DIR [--hands right[,left]]   DexYCB release -> DIR/<subject>/<sequence>.hoi.npz
     hop-data import doh100      SRC --out DIR                          100DOH VOC XML -> DIR/<video>.doh.json (for hop-data lift --annotations DIR)
     hop-data import hop-release SRC --store STORE                      HOP's released robot trajectories -> store episodes
+    hop-data import recording   SRC --store STORE                      hop-robot run --record files (or a folder of them) -> store episodes
 
 Registered by ``hop_data.cli`` (``add_commands``); nothing heavy is imported
 here. A bad source prints one line naming the file and the problem (exit 2);
@@ -17,7 +18,7 @@ import json
 import sys
 from typing import Callable
 
-KINDS = ("dexycb", "doh100", "hop-release")
+KINDS = ("dexycb", "doh100", "hop-release", "recording")
 
 
 def _fail(message: str) -> int:
@@ -39,8 +40,25 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     if args.kind in ("dexycb", "doh100") and not args.out:
         return _fail(f"import {args.kind} needs --out DIR")
-    if args.kind == "hop-release" and not args.store:
-        return _fail("import hop-release needs --store STORE")
+    if args.kind in ("hop-release", "recording") and not args.store:
+        return _fail(f"import {args.kind} needs --store STORE")
+
+    if args.kind == "recording":
+        from hop_data.sources.recording import find_recordings, import_recordings
+        from hop_data.store import StoreError
+
+        paths = find_recordings([args.src])
+        try:
+            with tqdm(total=len(paths), desc="recordings", unit="file", disable=args.json or args.quiet) as bar:
+                rec = import_recordings(paths, args.store, writer_id=args.writer_id or "recordings", progress=bar.update)
+        except StoreError as e:
+            return _fail(str(e))
+        summary = {
+            "episodes": rec.episodes, "steps": rec.steps, "skipped_already_committed": rec.skipped_committed,
+            "failed": rec.failed, "store": args.store,
+        }  # fmt: skip
+        _print(summary, args.json)
+        return 0 if rec.episodes or rec.skipped_committed or not rec.failed else 1
 
     if args.kind == "dexycb":
         from hop_data.sources.dexycb import DexYCBError, find_sequences, import_dexycb
@@ -76,7 +94,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         total = len(find_episode_dirs(args.src))
         with tqdm(total=total, desc="hop-release", unit="source", disable=args.json or args.quiet) as bar:
-            result = import_hop_release(args.src, args.store, writer_id=args.writer_id, joint_order=args.joint_order, progress=bar.update)
+            result = import_hop_release(args.src, args.store, writer_id=args.writer_id or "hop-release", joint_order=args.joint_order, progress=bar.update)
     except (HopReleaseError, StoreError, FileNotFoundError) as e:
         return _fail(str(e))
     summary = {
@@ -96,11 +114,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[
     p.add_argument("kind", choices=KINDS, help="what SRC holds")
     p.add_argument("src", help="the data set's folder")
     p.add_argument("--out", help="output folder (dexycb, doh100)")
-    p.add_argument("--store", help="trajectory store path or URL, created if missing (hop-release)")
+    p.add_argument("--store", help="trajectory store path or URL, created if missing (hop-release, recording)")
     p.add_argument("--hands", default="right", help="dexycb: hands to import, right (default), left or left,right")
     p.add_argument("--num-points", type=int, default=1024, help="dexycb: object surface points per file (default 1024)")
     p.add_argument("--overwrite", action="store_true", help="dexycb: rewrite outputs that exist (default: keep them)")
-    p.add_argument("--writer-id", default="hop-release", help="hop-release: the store shard this process writes")
+    p.add_argument("--writer-id", default=None, help="hop-release, recording: the store shard this process writes (default: the kind)")
     p.add_argument("--joint-order", choices=["allegro", "isaacgym"], default="allegro", help="hop-release: column order of the files (default allegro: index, middle, ring, thumb)")
     p.add_argument("--json", action="store_true", help="print one JSON summary")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
