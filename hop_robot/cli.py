@@ -8,8 +8,9 @@ Subcommands are registered in ``SUBCOMMANDS`` (name -> (help, add_arguments, run
 
 ``run`` exits 0 when it ends normally (duration reached, Ctrl-C/SIGTERM, recorded
 camera stream ended), 2 when it refuses to start (nothing was sent: policy
-metadata mismatch, bad arguments, hardware not reachable) and 3 when it stopped
-the robot because of a fault (watchdog, robot or camera error, policy error).
+metadata mismatch, bad arguments, hardware not reachable), 3 when it stopped
+the robot because of a fault (watchdog, robot or camera error, policy error)
+and 130 on Ctrl-C while connecting. docs/robot.md has the details.
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the end summary as JSON on stdout")
     parser.add_argument("--home", action="store_true", help="move to the default pose (safety-limited) before the policy starts")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the policy (default 1)")
+    parser.add_argument("--rt-priority", type=int, default=None, metavar="N",
+                        help="run the loop and the drivers' threads under SCHED_FIFO priority N (1-99; needs "
+                             "CAP_SYS_NICE or an rtprio limit)")
     parser.add_argument("--source", default=None, help="episode id in the recording (default robot/<host>/<UTC time>)")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     g = parser.add_argument_group("safety")
@@ -196,7 +200,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from hop_robot.cameras.base import CameraError
     from hop_robot.drivers.base import DriverError, RobotFault
-    from hop_robot.loop import ControlLoop, LoopConfig, LoopError
+    from hop_robot.loop import ControlLoop, LoopConfig, LoopError, realtime_priority
     from hop_robot.policy import ExportedPolicy, PolicyMismatchError
     from hop_robot.record import EpisodeRecorder
     from hop_robot.safety import SafetyConfig
@@ -234,7 +238,7 @@ def _run(args: argparse.Namespace) -> int:
         return refuse(str(exc))
     loop = None
     try:
-        with robot:
+        with realtime_priority(args.rt_priority), robot:
             with camera:
                 recorder = None
                 if args.record:
@@ -261,7 +265,7 @@ def _run(args: argparse.Namespace) -> int:
     except _Refused as exc:
         return refuse(str(exc))
     except (DriverError, CameraError, LoopError) as exc:
-        if loop is None or not loop.summary.steps:
+        if loop is None or not (loop.summary.steps or loop.summary.commands_sent):
             if isinstance(exc, RobotFault) and loop is not None:
                 _print_summary(loop.summary, args.json)
                 print(f"hop-robot run: robot fault: {exc}", file=sys.stderr)
@@ -270,6 +274,9 @@ def _run(args: argparse.Namespace) -> int:
         _print_summary(loop.summary, args.json)
         print(f"hop-robot run: stopped: {exc}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:  # Ctrl-C before the loop took over the signal (connecting)
+        print("hop-robot run: interrupted before the loop started; the robot was released", file=sys.stderr)
+        return 130
     except Exception as exc:  # the robot was stopped and released on the way out
         if loop is not None:
             _print_summary(loop.summary, args.json)

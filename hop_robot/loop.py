@@ -35,12 +35,15 @@ is honoured within one period.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
+import os
 import signal
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -51,7 +54,7 @@ from hop_robot.embodiment import spec
 from hop_robot.record import EpisodeRecorder
 from hop_robot.safety import INTERVENTION_NAMES, Intervention, SafetyConfig, SafetyFilter, Watchdog
 
-__all__ = ["ControlLoop", "LoopConfig", "LoopError", "LoopSummary", "PolicyError", "warm_up"]
+__all__ = ["ControlLoop", "LoopConfig", "LoopError", "LoopSummary", "PolicyError", "realtime_priority", "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +203,33 @@ class _PolicyWorker:
                 self._done.set()
 
 
+@contextlib.contextmanager
+def realtime_priority(priority: int | None) -> Iterator[bool]:
+    """Run the calling thread, and every thread it starts meanwhile (drivers'
+    servo threads, the simulation, the policy worker: Linux threads inherit the
+    policy), under ``SCHED_FIFO`` at ``priority`` (1-99), as robot control
+    processes usually run. Needs root, CAP_SYS_NICE or an rtprio limit; if it
+    is not allowed, logs a warning and yields False. ``None``: no change."""
+    if priority is None:
+        yield False
+        return
+    if not hasattr(os, "SCHED_FIFO"):
+        log.warning("real-time scheduling is not available on this system")
+        yield False
+        return
+    before = (os.sched_getscheduler(0), os.sched_getparam(0))
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(priority)))
+    except (PermissionError, OSError) as exc:
+        log.warning("cannot use SCHED_FIFO priority %s (%s): running with normal scheduling", priority, exc)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.sched_setscheduler(0, before[0], before[1])
+
+
 def warm_up(policy: PolicyFn, context: int, num_points: int = spec.NUM_POINTS, repeats: int = 3) -> None:
     """Call the policy on every history length 1..context so that TorchScript
     has specialised for each before the robot is connected (the first calls
@@ -281,6 +311,10 @@ class ControlLoop:
             if cfg.warm_up:
                 num_points = int(getattr(self.policy, "num_points", spec.NUM_POINTS))
                 worker.call(lambda: warm_up(self.policy, self.context, num_points), timeout=120.0)
+            # Everything allocated so far (torch, the model) leaves the collector's
+            # view, so that a collection during the loop is short.
+            gc.collect()
+            gc.freeze()
             self._startup()
             if cfg.home:
                 self._home()
@@ -303,6 +337,7 @@ class ControlLoop:
                 log.exception("stopping the robot failed")
             finally:
                 worker.close()
+                gc.unfreeze()
                 sys.setswitchinterval(switch)
                 self._restore_signals(previous)
                 self._finish(reason)
@@ -348,6 +383,7 @@ class ControlLoop:
                 raise LoopError(f"home pose not reached within {cfg.home_timeout:g} s")
             target, _ = self.safety.filter(home, state.q)
             self.robot.act(target)
+            self._sent += 1
             k += 1
             self._stop.wait(max(t0 + k * period - now(), 0.0))
         raise LoopError(f"stopped while moving home ({self._signal})")

@@ -65,7 +65,7 @@ def test_connect_read_track_stop_and_release(channel):
             time.sleep(0.2)
             c0 = d.cycles
             time.sleep(0.2)
-            assert (d.cycles - c0) / 0.2 > 150, d.cycles - c0  # ~333 Hz control cycles (a loaded CI machine may halve it)
+            assert (d.cycles - c0) / 0.2 > 100, d.cycles - c0  # ~333 Hz control cycles (fewer on a loaded CI machine)
             target = Q0.copy()
             target[[1, 5, 13]] += 0.2
             d.act(target)

@@ -95,6 +95,6 @@ def test_real_time_physics_thread():
         t0 = time.monotonic()
         time.sleep(0.5)
         rate = robot.substeps / (time.monotonic() - t0)
-        assert 100 < rate < 125, rate
+        assert 80 < rate < 125, rate  # 120 Hz; a loaded CI machine may slow it
         assert time.monotonic() - robot.observe().stamp < 0.05
     assert robot._thread is None
