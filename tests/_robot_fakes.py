@@ -247,6 +247,8 @@ class FakeXArmAPI:
     def set_state(self, state=0):
         self._record("set_state", state)
         self.state = state
+        for cb in list(self._state_cbs):  # the report stream announces the change
+            cb({"state": state})
         return 0
 
     def set_collision_sensitivity(self, value, wait=True):

@@ -102,6 +102,7 @@ class XArmDriver(Driver):
         self._stamp = 0.0
         self._fault: str | None = None
         self._servoing = False
+        self._ready_seen = False
         self._lock = threading.Lock()
         self.error_code = 0
         self.warn_code = 0
@@ -141,7 +142,11 @@ class XArmDriver(Driver):
 
     def _on_state(self, item: dict) -> None:
         state = int(item.get("state", 0) or 0)
-        if state in _STOPPED_STATES and self._servoing and not self.stopped:
+        if not self._servoing or self.stopped:
+            return
+        if state not in _STOPPED_STATES:
+            self._ready_seen = True
+        elif self._ready_seen:  # a report from before set_state(0) took effect is not a fault
             self._set_fault(f"xArm controller entered state {state} (stopped/error) while servoing")
 
     def _set_fault(self, reason: str) -> None:
