@@ -18,7 +18,10 @@ figure (actor start included) is beside it. Each configuration runs
 ``--repeats`` times, the best run counts (the machine is shared: the best is
 the least disturbed). The embedded Ray is started once, on loopback.
 
-    .venv/bin/python bench/service.py [--videos 6] [--seconds 4] [--attempts 48] [--repeats 2]
+Beside them, one video at the paper's 700 attempts on 1 thread: the per-core
+figure docs/scaling.md sizes clusters with.
+
+    .venv/bin/python bench/service.py [--videos 6] [--seconds 4] [--attempts 48] [--repeats 2] [--paper-attempts 700]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import tempfile
 import time
@@ -112,6 +116,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each video")
     parser.add_argument("--attempts", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--paper-attempts", type=int, default=700, help="one video at the paper's batch size, 1 thread (0: skip)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="hop-bench-service-"))
@@ -132,6 +137,10 @@ def main() -> None:
 
         ray.shutdown()
         r = {k: best(v) for k, v in runs.items()}
+        # the per-core figure at the paper's 700 attempts a video (a bigger batch than above)
+        paper = single_process(paths[:1], args.paper_attempts, threads=1) if args.paper_attempts else None
+        if paper:  # peak memory of this process: one simulator at the paper's batch (and the bench itself)
+            paper["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         out = {
             "benchmark": "service",
             "videos": args.videos,
@@ -149,6 +158,7 @@ def main() -> None:
             # the same comparisons per CPU second: what the service costs, whatever else runs on the machine
             "scaling_2_actors_vs_1_per_cpu_s": r["service_2"]["attempt_frames_per_cpu_s"] / r["service_1"]["attempt_frames_per_cpu_s"],
             "overhead_1_thread_per_cpu_s": 1 - r["service_1"]["attempt_frames_per_cpu_s"] / r["single_1"]["attempt_frames_per_cpu_s"],
+            "single_process_1_thread_paper_attempts": paper and {"attempts_per_video": args.paper_attempts, **paper},
             "embedded_ray_start_s": ray_start,
             "cpus": local_cpus(),
             "load_average_before": load_before,

@@ -206,6 +206,38 @@ def test_bad_inputs_are_reported_and_a_poison_video_is_given_up(local_ray, corpu
     assert_each_source_once(tmp_path / "store.zarr", sources_of([corpus["short"][3]]))
 
 
+def test_shards_of_dead_writers_are_repaired_and_live_ones_left_alone(tmp_path):
+    """What a driver does at start for writers of an earlier run (no Ray needed)."""
+    import zarr
+
+    from hop_data.service.driver import repair_orphan_shards
+    from hop_data.store import Episode
+
+    store = TrajectoryStore.open(tmp_path / "store.zarr", "a", num_points=8)
+    ep = Episode(proprio=np.zeros((5, 23)), action=np.zeros((5, 23)), object_pc=np.zeros((5, 8, 3)), seed=1,
+                 table_pose=np.array([0, 0, 0, 1, 0, 0, 0.0]), init_qpos=np.zeros(23), max_error=0.0, mean_error=0.0)  # fmt: skip
+    live = store.writer("svc-live")  # a live writer in the middle of an append: must be left alone
+    for writer_id in ("svc-dead", "svc-live", "other-dead"):
+        if writer_id == "svc-live":
+            live.append_episodes(f"video/{writer_id}", [ep])
+        else:
+            with store.writer(writer_id) as w:
+                w.append_episodes(f"video/{writer_id}", [ep])
+        # rows past the last commit: a writer killed (or busy) mid-append
+        arr = zarr.open_array(str(tmp_path / "store.zarr" / "shards" / writer_id / "data" / "proprio"), mode="r+")
+        arr.resize((9, 23))
+    try:
+        assert repair_orphan_shards(store, "svc") == ["svc-dead"]  # only this service's shards
+        assert repair_orphan_shards(store, "svc") == []  # nothing left to repair
+    finally:
+        live.close()
+    def rows(shard):
+        return json.loads((tmp_path / "store.zarr" / "shards" / shard / "data" / "proprio" / "zarr.json").read_text())["shape"][0]
+
+    assert (rows("svc-dead"), rows("svc-live"), rows("other-dead")) == (5, 9, 9)
+    assert TrajectoryStore.open(tmp_path / "store.zarr").reader().num_episodes == 3
+
+
 # ---------------------------------------------------------------------- lifting
 
 
@@ -232,14 +264,33 @@ def test_videos_are_lifted_in_tasks_then_retargeted(local_ray, tmp_path):
     assert json.loads(log)["video"] == str(clip)
 
 
-def test_videos_without_a_lifting_install_fail_with_what_to_install(local_ray, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # no .venv-lift here, and mediapipe is not in the test environment
+@pytest.mark.parametrize("missing", ["code", "environment"])
+def test_videos_without_a_lifting_install_fail_with_what_to_install(local_ray, tmp_path, monkeypatch, missing):
+    if missing == "code":  # the lifting stage is not installed at all
+        monkeypatch.setitem(sys.modules, "hop_data.lifting.api", None)
+    else:  # installed, but no lifting environment (mediapipe is not in the test environment)
+        monkeypatch.setenv("HOP_LIFT_PYTHON", str(tmp_path / "no-such-venv" / "bin" / "python"))
     (tmp_path / "clip.mp4").write_bytes(b"\0" * 64)
-    summary = generate(config(["clip.mp4"], tmp_path / "store.zarr"))
+    summary = generate(config([str(tmp_path / "clip.mp4")], tmp_path / "store.zarr"))
     [failure] = summary["failed"]
-    assert failure["source"] == "clip.mp4"
-    assert "lifting is not available" in failure["reason"] and "mediapipe" in failure["reason"]
-    assert "pip install" in failure["reason"] and "--lift-python" in failure["reason"]
+    assert failure["source"] == str(tmp_path / "clip.mp4")
+    assert "lifting is not" in failure["reason"]
+    assert "make lift-env" in failure["reason"] and "--lift-python" in failure["reason"]
+
+
+def test_a_real_video_is_lifted_by_the_lifting_environment_then_retargeted(local_ray, tmp_path):
+    from hop_data.lifting import api, testclips
+
+    try:
+        api.lift_python()
+    except FileNotFoundError:
+        pytest.skip("no lifting environment (make lift-env)")
+    if not (testclips.SHARED_DATA / testclips.DRINK).is_file():
+        pytest.skip(f"shared test photos not found at {testclips.SHARED_DATA}")
+    clip = testclips.sliding_clip(tmp_path / "slide.mp4", frames=72, step_px=(2.0, 0.0), focal=900.0)
+    summary = generate(config([str(clip.path)], tmp_path / "store.zarr", actors=1))
+    assert summary["videos_lifted"] == 1 and summary["videos"] == 1, summary["failed"]
+    assert_each_source_once(tmp_path / "store.zarr", {"video/slide"})
 
 
 # ---------------------------------------------------------------------- processes

@@ -22,6 +22,7 @@ in ``control``, so that the driver can ask a busy actor who it is.
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import time
@@ -214,42 +215,55 @@ CONCURRENCY_GROUPS = {"control": 1}  # ray.remote(concurrency_groups=...) of the
 # ---------------------------------------------------------------------- lifting
 
 LIFT_INSTALL_HINT = (
-    "install the lifting stage in its own environment (mediapipe needs numpy<2): "
-    "e.g. python3 -m venv .venv-lift && .venv-lift/bin/pip install -e '.[lift]' "
-    "'ray[default]==<the cluster's Ray version>', then pass --lift-python .venv-lift/bin/python "
-    "(or --lift-runtime-env with a pip runtime env on a cluster)"
+    "create the lifting environment with `make lift-env` (.venv-lift beside the source tree: "
+    "mediapipe==0.10.21, numpy<2), or point --lift-python (HOP_LIFT_PYTHON) at such a Python; "
+    "on a cluster, create it on every node in cluster/cluster.yaml's setup commands"
 )
 
 
 class LiftingUnavailable(RuntimeError):
-    """The lifting code is not installed where the lifting task ran."""
+    """The lifting stage (code, environment or hand backend) is not installed where the task ran."""
 
 
 def lift_with_api(video: str, out_dir: str, options: dict[str, Any]) -> str:
-    """Default lifting function: ``hop_data.lifting.api.lift_video`` (imported in the
-    lifting task's own environment). Returns the written ``.hoi.npz`` path."""
+    """Default lifting function: ``hop_data.lifting.api.lift_video``, which runs
+    in-process where MediaPipe is importable and otherwise runs its worker in the
+    lifting environment (``HOP_LIFT_PYTHON`` or ``.venv-lift``), exchanging files.
+    Returns the written ``.hoi.npz`` path."""
     try:
-        from hop_data.lifting.api import lift_video
+        api = importlib.import_module("hop_data.lifting.api")
     except ImportError as exc:
-        import sys
+        raise LiftingUnavailable(f"video lifting is not installed ({exc}); {LIFT_INSTALL_HINT}") from None
+    try:
+        return str(api.lift_video(video, out_dir, **options))
+    except (api.HandBackendUnavailable, FileNotFoundError) as exc:  # no backend / no lifting environment
+        raise LiftingUnavailable(f"video lifting is not available: {exc}; {LIFT_INSTALL_HINT}") from None
 
-        raise LiftingUnavailable(
-            f"video lifting is not available in the lifting environment ({sys.executable}: {exc}); {LIFT_INSTALL_HINT}"
-        ) from None
-    return str(lift_video(video, out_dir, **options))
+
+def lifting_problem() -> str | None:
+    """Why videos cannot be lifted from this machine (None: they can)."""
+    try:
+        api = importlib.import_module("hop_data.lifting.api")
+    except ImportError as exc:
+        return f"video lifting is not installed ({exc}); {LIFT_INSTALL_HINT}"
+    if api.lifting_available():
+        return None
+    try:
+        api.lift_python()
+    except FileNotFoundError as exc:
+        return f"video lifting is not available: {exc}; {LIFT_INSTALL_HINT}"
+    return None
 
 
 def lift_task(fn: Callable[[str, str, dict[str, Any]], str], video: str, out_dir: str, options: dict[str, Any]) -> dict:
     """Body of the lifting Ray task: {"path": written .hoi.npz} or {"bad": reason}.
 
-    A ``ValueError`` (unreadable video, no hand found) and a missing lifting
-    install are the input's fault or the setup's: reported, never retried. Any
-    other exception propagates and the driver retries the video."""
+    A ``ValueError`` (unreadable video, no hand found, bad option) and a missing
+    lifting install are the input's or the setup's fault: reported, never
+    retried. Any other exception propagates and the driver retries the video."""
     try:
         return {"path": str(fn(video, out_dir, options))}
     except LiftingUnavailable as exc:
         return {"bad": str(exc)}
-    except ImportError as exc:  # a lifting backend (mediapipe, ...) missing in the lifting environment
-        return {"bad": f"video lifting is not available in the lifting environment ({exc}); {LIFT_INSTALL_HINT}"}
     except ValueError as exc:
         return {"bad": f"lifting failed: {exc}"}

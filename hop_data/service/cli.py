@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage-options", type=json.loads, help="fsspec options of the store, as JSON")
     p.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS; unset: an embedded local Ray)")
     p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: this machine's cores)")
-    p.add_argument("--lift-python", help="python of the lifting environment (default: .venv-lift/bin/python if present)")
+    p.add_argument("--lift-python", help="python of the lifting environment (default: $HOP_LIFT_PYTHON, else .venv-lift beside the source tree: make lift-env)")
     p.add_argument("--lift-runtime-env", help="Ray runtime env of the lifting tasks: a YAML/JSON file or a JSON string")
     p.add_argument("--lift-dir", help="directory for lifted .hoi.npz (default: <store>-lifted for a local store)")
     p.add_argument("--lift-cpus", type=float, default=1.0, help="CPUs of one lifting task")

@@ -38,16 +38,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .actors import CONCURRENCY_GROUPS, LIFT_INSTALL_HINT, Outcome, SimulatorActor, lift_task, lift_with_api
+from .actors import (
+    CONCURRENCY_GROUPS,
+    LIFT_INSTALL_HINT,
+    Outcome,
+    SimulatorActor,
+    lift_task,
+    lift_with_api,
+    lifting_problem,
+)
 
 HOI_SUFFIX = ".hoi.npz"
-VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+try:  # the lifting stage's list, where it is installed
+    from hop_data.lifting.api import VIDEO_SUFFIXES
+except ImportError:
+    VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 EMBEDDED_OBJECT_STORE_BYTES = 512 * 2**20  # answers are small (errors, not episodes): keep /dev/shm free
 WAIT_S = 1.0  # ray.wait timeout: the progress bar's refresh period
 STALL_WARN_S = 60.0  # say so when nothing finished for this long (e.g. actors waiting for resources)
-STARTUP_WAIT_S = 300.0  # the clock starts when every actor answered, or after this long
 LOOPBACK = "127.0.0.1"
-DEFAULT_LIFT_PYTHON = ".venv-lift/bin/python"  # the lifting environment, relative to the working directory
 
 
 class ServiceError(RuntimeError):
@@ -73,8 +82,8 @@ class GenerateConfig:
     storage_options: dict[str, Any] | None = None  # fsspec options of an object-storage store
     address: str | None = None  # Ray cluster to join; None: RAY_ADDRESS, else an embedded local Ray
     num_cpus: int | None = None  # embedded Ray's CPUs (default: this machine's cores)
-    lift_python: str | None = None  # the lifting environment's python (default: .venv-lift/bin/python if present)
-    lift_runtime_env: dict[str, Any] | None = None  # or a whole runtime env for the lifting tasks
+    lift_python: str | None = None  # the lifting environment's python (default: HOP_LIFT_PYTHON, else .venv-lift)
+    lift_runtime_env: dict[str, Any] | None = None  # a Ray runtime env for the lifting tasks (e.g. a cluster's)
     lift_dir: str | None = None  # where lifted .hoi.npz go (default: <store>-lifted/ for local stores)
     lift_cpus: float = 1.0  # CPUs of one lifting task
     lift_in_flight: int = 0  # lifting tasks at once; 0: a quarter of the CPUs (at least 1)
@@ -317,6 +326,7 @@ class Generator:
         self.replacements = 0
         self.lifted = 0
         self._bar = None
+        self._t_first_actor: float | None = None  # when the first actor answered: the summary's clock starts
 
     # -------------------------------------------------------------- messages
     def say(self, text: str) -> None:
@@ -356,17 +366,18 @@ class Generator:
             queue, lifts = self._plan(paths)
             if queue or lifts:
                 self._start_actors(len(queue) + len(lifts), bool(lifts))
-            t_ready = time.perf_counter()
-            if queue or lifts:
                 self._loop(queue, lifts)
-            wall = time.perf_counter() - t_ready
+            t_end = time.perf_counter()
+            # as hop-data retarget's clock starts after its Retargeter is built, the service's
+            # starts when its first actor is up (Ray, actor start and imports: seconds_startup)
+            t_ready = self._t_first_actor or t_end
         finally:
             self._stop_actors()
             if self._bar is not None:
                 self._bar.close()
             if owns_ray:
                 ray.shutdown()
-        return self._summary(wall, t_ready - t_start, repaired)
+        return self._summary(t_end - t_ready, t_ready - t_start, repaired)
 
     def _plan(self, paths: list[str]) -> tuple[deque[Work], deque[Work]]:
         """Inputs -> retarget queue and lifting queue (videos whose lifting cannot
@@ -399,8 +410,6 @@ class Generator:
     # -------------------------------------------------------------- lifting
     def _setup_lifting(self) -> str | None:
         """Choose the lifting tasks' environment; a reason when videos cannot be lifted."""
-        import importlib.util
-
         import ray
 
         cfg = self.cfg
@@ -419,22 +428,21 @@ class Generator:
                     self._lift_index[entry["video"]] = entry["hoi"]
                 except (ValueError, KeyError):
                     continue  # a line cut short by a killed driver
-        runtime_env: dict[str, Any] | None = None
-        if self.lift_fn is None:  # (tests inject a function: it runs in the driver's environment)
+        # The lifting task runs lift_video, which lifts in-process where MediaPipe is
+        # importable and otherwise in its worker in the lifting environment (its own
+        # virtualenv: mediapipe needs numpy < 2); only files cross between them.
+        runtime_env: dict[str, Any] = dict(cfg.lift_runtime_env or {})
+        if self.lift_fn is None:  # (tests inject a function instead)
             self.lift_fn = lift_with_api
-            python = cfg.lift_python or (DEFAULT_LIFT_PYTHON if os.path.exists(DEFAULT_LIFT_PYTHON) else None)
-            if cfg.lift_runtime_env:  # e.g. a pip runtime env on a cluster
-                runtime_env = dict(cfg.lift_runtime_env)
-            elif python:  # its own virtual environment (mediapipe needs numpy < 2)
-                if self.one_machine and not os.path.exists(python):
-                    return f"video lifting: no python at {python}; {LIFT_INSTALL_HINT}"
-                runtime_env = {"py_executable": os.path.abspath(python) if os.path.exists(python) else python}
-            elif not all(importlib.util.find_spec(m) for m in ("mediapipe", "hop_data.lifting.api")):
-                return (
-                    "video lifting is not available: no lifting environment (--lift-python, --lift-runtime-env "
-                    f"or {DEFAULT_LIFT_PYTHON}) and hop_data.lifting.api with mediapipe is not installed here; "
-                    f"{LIFT_INSTALL_HINT}"
-                )
+            if cfg.lift_python:
+                if self.one_machine and not os.path.isfile(cfg.lift_python):
+                    return f"video lifting: --lift-python {cfg.lift_python} is not a file; {LIFT_INSTALL_HINT}"
+                python = os.path.abspath(cfg.lift_python) if os.path.isfile(cfg.lift_python) else cfg.lift_python
+                runtime_env["env_vars"] = {**runtime_env.get("env_vars", {}), "HOP_LIFT_PYTHON": python}
+            elif not cfg.lift_runtime_env and self.one_machine:
+                problem = lifting_problem()
+                if problem:
+                    return problem
         options: dict[str, Any] = {"num_cpus": cfg.lift_cpus, "max_retries": 0}
         if runtime_env:
             options["runtime_env"] = runtime_env
@@ -477,7 +485,6 @@ class Generator:
         return Slot(index, handle)
 
     def _start_actors(self, inputs: int, lifting: bool) -> None:
-        import ray
         from tqdm import tqdm
 
         cfg = self.cfg
@@ -489,10 +496,7 @@ class Generator:
         self.slots = [self._new_actor(i) for i in range(n)]
         self.pending: dict[Any, tuple[str, Slot | None, Work | None]] = {}
         for slot in self.slots:
-            self._probe(slot)
-        # the clock of the summary starts when the actors are up (as hop-data retarget's
-        # starts after building its Retargeter); their answers are handled in the loop
-        ray.wait(list(self.pending), num_returns=len(self.pending), timeout=STARTUP_WAIT_S)
+            self._probe(slot)  # each gets work as soon as it answers
         self._bar = tqdm(total=self.total, unit="video", desc="generate", disable=not cfg.progress, file=sys.stderr)
         self._bar.update(len(self.failed))
 
@@ -584,6 +588,8 @@ class Generator:
         if slot.pid is not None and info.pid != slot.pid:
             self.say(f"actor {slot.index} restarted (pid {slot.pid} -> {info.pid}); it reopened and repaired shard {info.writer_id}")
         slot.pid, slot.host, slot.writer_id, slot.state = info.pid, info.host, info.writer_id, "free"
+        if self._t_first_actor is None:
+            self._t_first_actor = time.perf_counter()
 
     def _replace(self, slot: Slot, exc: BaseException) -> None:
         import ray
