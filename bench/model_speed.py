@@ -5,9 +5,10 @@ The reference is what the HOP code builds: a Hugging Face ``GPT2Model``
 embeddings zeroed and frozen, fed ``inputs_embeds`` from the same tokenizers as
 the paper's code (proprio Linear, PointNet as Linear/ELU/Linear/ELU/Linear +
 MaxPool2d, timestep embedding, embedding LayerNorm) and an action Linear on each
-step's point-cloud token. Both run forward + L1 loss + backward + grad clip
-(0.25) + AdamW (lr 1e-4, weight decay 1e-2) on the same batches, interleaved
-round by round so that machine load hits both alike.
+step's point-cloud token (built by ``hop_train.baselines.gpt2_reference``).
+Both run forward + L1 loss + backward + grad clip (0.25) + AdamW (lr 1e-4,
+weight decay 1e-2) on the same batches, interleaved round by round so that
+machine load hits both alike.
 
 Prints one JSON object. ``transformers`` is optional: without it the reference
 is null with the reason.
@@ -27,66 +28,8 @@ import torch
 from torch import nn
 
 from hop_robot.embodiment.spec import NUM_JOINTS
+from hop_train.baselines.gpt2_reference import build_reference
 from hop_train.model import HopPolicy, masked_l1
-
-
-def build_reference(
-    context: int = 16, width: int = 192, num_points: int = 100, activation: str = "gelu_new"
-) -> nn.Module:
-    """The paper's RobotTransformerAR (no action input, no tanh) on transformers' GPT2Model.
-
-    ``activation``: GPT-2's tanh GELU ("gelu_new", the paper's) or "gelu" (exact,
-    ours; used only for the same-function check)."""
-    import transformers  # optional: only this benchmark needs it
-
-    class Reference(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            config = transformers.GPT2Config(
-                vocab_size=1,
-                bos_token_id=0,
-                eos_token_id=0,
-                n_embd=width,
-                n_layer=4,
-                n_head=4,
-                n_positions=2 * context,
-                resid_pdrop=0.0,
-                embd_pdrop=0.0,
-                attn_pdrop=0.0,
-                activation_function=activation,
-            )
-            self.transformer = transformers.GPT2Model(config)
-            # The paper's GPT2Model has no positional embedding: zero and freeze it.
-            self.transformer.wpe.weight.data.zero_()
-            self.transformer.wpe.weight.requires_grad_(False)
-            self.embed_timestep = nn.Embedding(context, width)
-            self.embed_proprio = nn.Linear(NUM_JOINTS, width)
-            self.embed_pc = nn.Sequential(
-                nn.Linear(3, width),
-                nn.ELU(inplace=True),
-                nn.Linear(width, width),
-                nn.ELU(inplace=True),
-                nn.Linear(width, width),
-                nn.MaxPool2d((num_points, 1)),
-            )
-            self.embed_ln = nn.LayerNorm(width)
-            self.predict_action = nn.Linear(width, NUM_JOINTS)
-            self.width = width
-
-        def forward(self, proprio, points, mask):
-            b, t = proprio.shape[:2]
-            timesteps = torch.arange(t).unsqueeze(0).expand(b, t)
-            time_emb = self.embed_timestep(timesteps)
-            p = self.embed_proprio(proprio) + time_emb
-            x = self.embed_pc(points).squeeze(-2) + time_emb
-            tokens = torch.stack((p, x), dim=1).permute(0, 2, 1, 3).reshape(b, 2 * t, self.width)
-            tokens = self.embed_ln(tokens)
-            attn = torch.stack((mask, mask), dim=1).permute(0, 2, 1).reshape(b, 2 * t).long()
-            h = self.transformer(inputs_embeds=tokens, attention_mask=attn)["last_hidden_state"]
-            h = h.reshape(b, t, 2, self.width).permute(0, 2, 1, 3)
-            return self.predict_action(h[:, 1])
-
-    return Reference()
 
 
 def same_function_diff(ours: HopPolicy, context: int, num_points: int) -> float:

@@ -1,0 +1,1 @@
+"""Reference and baseline models and algorithms compared against HOP's own."""

@@ -1,0 +1,94 @@
+"""``hop-train``: pretraining through LightningCLI, plus ``export``.
+
+    hop-train fit --config configs/pretrain.yaml            # train (checkpoints, logs, exported policy)
+    hop-train validate --config configs/pretrain.yaml --ckpt_path CKPT
+    hop-train test | predict ...                            # held-out sources
+    hop-train fit --config configs/pretrain.yaml --print_config
+    hop-train export CKPT --out policy.pt                   # TorchScript for the robot (torch only)
+
+``fit``/``validate``/``test``/``predict`` are LightningCLI's, over
+``hop_train.pretrain.HopPretrainModule`` (section ``model``) and
+``HopDataModule`` (section ``data``); ``model.context`` is copied to
+``data.context`` and ``model.num_points`` is read from the store.
+``export`` does not import Lightning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+__all__ = ["main"]
+
+_EXPORT_HELP = "export CKPT --out FILE: write the TorchScript policy of a checkpoint (hop-train export -h)"
+
+
+def _export_main(argv: Sequence[str]) -> int:
+    from hop_train.checkpoint import POLICY_ARGS, export_checkpoint
+    from hop_train.export import IncompatibleCheckpointError
+
+    parser = argparse.ArgumentParser(
+        prog="hop-train export",
+        description="Export a pretraining checkpoint's policy as TorchScript (loads with weights_only=True). "
+        "The policy config is read from the checkpoint; the options below override it.",
+    )
+    parser.add_argument("checkpoint", help="Lightning checkpoint (.ckpt) or a state dict of the policy")
+    parser.add_argument("--out", required=True, help="file to write, e.g. policy.pt")
+    parser.add_argument("--no-check", action="store_true", help="skip the reload-and-compare check")
+    for name in POLICY_ARGS:
+        kind = (lambda v: v.lower() in ("1", "true", "yes")) if name == "action_tanh" else int
+        parser.add_argument(f"--{name}", type=kind, default=None, help=f"override the checkpoint's {name}")
+    args = parser.parse_args(list(argv))
+    overrides = {name: getattr(args, name) for name in POLICY_ARGS}
+    try:
+        path = export_checkpoint(args.checkpoint, args.out, check=not args.no_check, **overrides)
+    except FileNotFoundError as exc:
+        print(f"hop-train export: {exc}", file=sys.stderr)
+        return 2
+    except IncompatibleCheckpointError as exc:
+        print(f"hop-train export: incompatible checkpoint\n{exc}", file=sys.stderr)
+        return 2
+    print(f"exported {path}")
+    return 0
+
+
+def _lightning_cli(argv: Optional[list[str]]) -> None:
+    from lightning.pytorch.cli import LightningCLI
+
+    from hop_train.pretrain import HopDataModule, HopPretrainModule
+
+    class HopCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:  # type: ignore[override]
+            parser.link_arguments("model.context", "data.context")
+            parser.link_arguments("data.num_points", "model.num_points", apply_on="instantiate")
+
+    HopCLI(
+        HopPretrainModule,
+        HopDataModule,
+        args=argv,
+        seed_everything_default=0,
+        trainer_defaults={"gradient_clip_val": 0.25},  # paper
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,  # AdamW with the paper's decay groups is the module's
+        parser_kwargs={"epilog": f"Also: {_EXPORT_HELP}"},
+    )
+
+
+def main(args: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv and argv[0] == "export":
+        return _export_main(argv[1:])
+    from hop_data.store import StoreError
+    from hop_train.dataset import DatasetError
+
+    try:
+        _lightning_cli(None if args is None else argv)  # None: LightningCLI reads sys.argv itself
+    except (StoreError, DatasetError) as exc:  # a store that cannot be trained on: say why, no traceback
+        print(f"hop-train: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
