@@ -35,7 +35,7 @@ def test_loop_keeps_rate_and_sends_safe_targets(tmp_path):
     loop, s = run_loop(robot, FakeCamera(), policy, recorder=rec, duration=1.0)
     # a loaded CI machine may stall a tick: skipped ticks are counted, not hidden
     assert s.reason == "duration reached" and s.steps + s.misses["overrun"] == 20
-    assert s.misses["total"] <= 3 and s.period_ms["p50"] == pytest.approx(50.0, abs=2.0), s
+    assert s.misses["total"] <= 4 and s.period_ms["p50"] == pytest.approx(50.0, abs=2.0), s
     assert s.commands_sent == s.steps and len(robot.acts) == s.steps
     assert robot.events == ["connect", "stop", "disconnect"]
     acts = np.array(robot.acts)
