@@ -12,7 +12,7 @@ from hop_robot.embodiment import spec
 from hop_robot.record import EpisodeRecorder
 
 
-def make_recording(path, source, steps=12, seed=0):
+def make_recording(path, source, steps=12, seed=0, sent=True):
     rng = np.random.default_rng(seed)
     rec = EpisodeRecorder(path, source=source, table_pose=[0.65, 0, 0, 1, 0, 0, 0])
     for k in range(steps):
@@ -20,7 +20,7 @@ def make_recording(path, source, steps=12, seed=0):
         rec.append(
             proprio=q, action=q + 0.01, object_pc=rng.normal(0, 0.05, (spec.NUM_POINTS, 3)) + [0.45, 0, 0.1],
             policy_action=q + 0.01, time=k / 20, joint_age=0.01, cloud_age=0.03, policy_latency=0.003,
-            miss=False, intervention=0, sent=True,
+            miss=False, intervention=0, sent=sent,
         )  # fmt: skip
     return rec.save({"robot": "sim"}), rec
 
@@ -47,6 +47,12 @@ def test_recordings_import_once_and_match(tmp_path):
     np.testing.assert_array_equal(ep["object_pc"], rec.arrays()["object_pc"])
     again = json.loads(hop_data("import", "recording", str(first), "--store", str(store), "--json").stdout)
     assert again["skipped_already_committed"] == 1 and again["episodes"] == 0
+
+
+def test_dry_run_recordings_are_refused(tmp_path):
+    path, _ = make_recording(tmp_path / "dry.npz", "robot/test/dry", sent=False)
+    summary = json.loads(hop_data("import", "recording", str(path), "--store", str(tmp_path / "s.zarr"), "--json").stdout)
+    assert summary["episodes"] == 0 and "dry-run" in summary["failed"][0]["reason"]
 
 
 def test_import_recording_needs_a_store(tmp_path):

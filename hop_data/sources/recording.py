@@ -53,6 +53,8 @@ def import_recordings(
                 data = load_recording(path)
                 if len(data["proprio"]) == 0:
                     raise RecordingError(f"{path}: holds no steps")
+                if not np.any(data["sent"]):
+                    raise RecordingError(f"{path}: nothing was sent to the robot (a --dry-run recording)")
                 if store is None:
                     store = TrajectoryStore.open(store_url, "a", num_points=int(data["num_points"]))
                     writer = store.writer(writer_id)
