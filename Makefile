@@ -14,7 +14,7 @@ STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 OUT    ?= out/demo
 export MUJOCO_GL ?= osmesa
 
-.PHONY: install sysdeps lift-env demo test bench clean
+.PHONY: install sysdeps lift-env demo pretrain test bench clean
 
 install: $(STAMP)
 
@@ -53,6 +53,19 @@ demo: install
 	$(BIN)/hop-data retarget $(OUT)/hoi --store $(OUT)/store.zarr --attempts $(DEMO_ATTEMPTS) --seed 0
 	$(BIN)/hop-data info $(OUT)/store.zarr
 	$(BIN)/hop-data render $(OUT)/store.zarr --episode 0 --hoi $(OUT)/hoi --out $(OUT)/episode0.mp4
+	@$(MAKE) --no-print-directory pretrain
+
+# Short CPU pretraining on the demo store (generated first if missing):
+# checkpoints and logs under out/pretrain, the exported policy at out/pretrain/policy.pt.
+# The paper's recipe: hop-train fit --config configs/pretrain_full.yaml --data.store DATA
+PRETRAIN_CONFIG ?= configs/pretrain.yaml
+PRETRAIN_ARGS   ?=
+pretrain: install
+	@if [ ! -f $(OUT)/store.zarr/zarr.json ]; then \
+	  $(BIN)/hop-data synth --out $(OUT)/hoi --videos $(DEMO_VIDEOS) --seed 0 && \
+	  $(BIN)/hop-data retarget $(OUT)/hoi --store $(OUT)/store.zarr --attempts $(DEMO_ATTEMPTS) --seed 0; \
+	fi
+	$(BIN)/hop-train fit --config $(PRETRAIN_CONFIG) --data.store $(OUT)/store.zarr $(PRETRAIN_ARGS)
 
 test: install lift-env
 	$(BIN)/python -m pytest -q tests
