@@ -385,8 +385,13 @@ def test_killed_driver_then_rerun_completes_without_duplicates(local_ray, corpus
         driver.stderr.close()
     first = set(TrajectoryStore.open(store).committed_sources())
     assert 1 <= len(first) < 4
-    summary = generate(config(corpus["short"], store, actors=2))
+    # the rerun, through `hop-data generate` this time: its --json stdout is one JSON object
+    hop_data = str(Path(PYTHON).parent / "hop-data")
+    rerun = subprocess.run([hop_data, "generate", *cmd[3:]], env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    summary = json.loads(rerun.stdout)
     assert summary["skipped_already_committed"] == len(first) and summary["videos"] == 4 - len(first)
+    assert summary["ray"] == "embedded"
     assert not summary["failed"]
     assert_each_source_once(store, sources_of(corpus["short"]))
 
@@ -441,7 +446,7 @@ def test_job_submitted_to_a_loopback_cluster_through_submit_sh(corpus, tmp_path)
         )
         family = sorted(set(family) | set(_descendants(head.pid)))
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-        assert '"ray": "joined"' in run.stdout
+        assert '"ray": "joined"' in run.stdout  # (the job's log: Ray's lines, then the JSON summary)
         assert_each_source_once(store, sources_of(corpus["short"][:2]))
         # without the token the cluster refuses the job API
         denied = subprocess.run([str(Path(PYTHON).parent / "ray"), "job", "list", "--address", url],

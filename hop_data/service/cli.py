@@ -69,7 +69,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         max_in_flight=args.max_in_flight, max_failures=args.max_failures, writer_prefix=args.writer_prefix,
         storage_options=args.storage_options, address=args.address, num_cpus=args.num_cpus,
         lift_python=args.lift_python, lift_runtime_env=_runtime_env(args.lift_runtime_env), lift_dir=args.lift_dir,
-        lift_cpus=args.lift_cpus, progress=not (args.json or args.quiet),
+        lift_cpus=args.lift_cpus, progress=not (args.json or args.quiet), messages=not args.quiet,
+        log_to_driver=not args.json,
     )  # fmt: skip
     try:
         summary = generate(config)

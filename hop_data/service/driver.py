@@ -90,7 +90,9 @@ class GenerateConfig:
     lift_options: dict[str, Any] = field(default_factory=dict)  # keyword options of lift_video
     max_actor_replacements: int = 0  # actors created anew when one cannot come back; 0: as many as actors
     repair_orphans: bool = True  # repair shards left by writers of a dead driver (local stores)
-    progress: bool = True  # progress bar and messages on stderr
+    progress: bool = True  # progress bar on stderr
+    messages: bool = True  # a line on stderr per restart, retry, give-up
+    log_to_driver: bool = True  # Ray forwards the workers' output here (off for --json: stdout stays JSON)
 
 
 # ------------------------------------------------------------------------------ Ray
@@ -138,7 +140,7 @@ def local_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None:
+def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, log_to_driver: bool = True) -> None:
     """The embedded default: a single-node Ray on this machine, every server on
     127.0.0.1, no dashboard (so no job API), token authentication on (Ray >= 2.59
     turns it on for local clusters, and ``hop-data generate`` sets
@@ -154,6 +156,7 @@ def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None) ->
             num_gpus=num_gpus,
             object_store_memory=EMBEDDED_OBJECT_STORE_BYTES,
             logging_level=logging.WARNING,
+            log_to_driver=log_to_driver,
         )
     if token_auth_enabled() is False:
         logging.getLogger(__name__).warning(
@@ -162,7 +165,7 @@ def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None) ->
         )  # fmt: skip
 
 
-def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
+def connect(address: str | None = None, num_cpus: int | None = None, log_to_driver: bool = True) -> bool:
     """Join ``address`` (or ``RAY_ADDRESS``), else start the embedded Ray.
     Returns whether this call connected (then the caller shuts down)."""
     import ray
@@ -172,9 +175,9 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     address = address or os.environ.get("RAY_ADDRESS")
     try:
         if address:
-            ray.init(address=address, logging_level=logging.WARNING)
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=log_to_driver)
         else:
-            start_local_ray(num_cpus)
+            start_local_ray(num_cpus, log_to_driver=log_to_driver)
     except (ConnectionError, TimeoutError) as exc:
         raise ServiceError(f"cannot join the Ray cluster at {address}: {exc}") from exc
     return True
@@ -330,7 +333,7 @@ class Generator:
 
     # -------------------------------------------------------------- messages
     def say(self, text: str) -> None:
-        if not self.cfg.progress:
+        if not self.cfg.messages:
             return
         if self._bar is not None:
             self._bar.write(text, file=sys.stderr)
@@ -359,7 +362,7 @@ class Generator:
         if repaired:
             self.say(f"repaired {len(repaired)} shard(s) left by writers of an earlier run: {', '.join(repaired)}")
 
-        owns_ray = connect(cfg.address, cfg.num_cpus)
+        owns_ray = connect(cfg.address, cfg.num_cpus, cfg.log_to_driver)
         try:
             self.embedded = owns_ray and not (cfg.address or os.environ.get("RAY_ADDRESS"))  # we started it
             self.one_machine = _single_local_node()
@@ -392,6 +395,8 @@ class Generator:
                 queue.append(Work(path, "retarget"))
             else:
                 lifts.append(Work(path, "lift"))
+        # longest first (file size ~ frames), so that a run does not end waiting on one long video
+        queue = deque(sorted(queue, key=lambda w: -_size(w.path)))
         if lifts:
             problem = self._setup_lifting()
             if problem:
@@ -730,6 +735,13 @@ def _here(path: str) -> str:
     """An absolute path where the driver sees the file (same on one machine or a
     shared filesystem); anything else (URLs, worker-only paths) as given."""
     return os.path.abspath(path) if "://" not in path and os.path.exists(path) else path
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:  # not visible from the driver: keep its place
+        return 0
 
 
 def _single_local_node() -> bool:
