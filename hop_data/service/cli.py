@@ -17,7 +17,7 @@ HELP = "videos and HOI files -> (lifting) -> retargeting on a pool of Ray actors
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="*", help="*.hoi.npz files, videos, directories or glob patterns")
     p.add_argument("--manifest", help="text file with one input per line (relative to the file; '#' comments)")
-    p.add_argument("--store", required=True, help="store path or fsspec URL (shared path or object storage on a cluster)")
+    p.add_argument("--store", required=True, help="store path or fsspec URL (a shared path or object storage on a cluster)")
     p.add_argument("--attempts", type=int, default=700, help="randomised attempts per video (paper: 700)")
     p.add_argument("--solver", choices=["batched", "nlopt"], default="batched")
     p.add_argument("--seed", type=int, default=0, help="run seed; attempt seeds derive from it and the source id")
@@ -30,7 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage-options", type=json.loads, help="fsspec options of the store, as JSON")
     p.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS; unset: an embedded local Ray)")
     p.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: this machine's cores)")
-    p.add_argument("--lift-python", help="python of the lifting environment (default: $HOP_LIFT_PYTHON, else .venv-lift beside the source tree: make lift-env)")
+    p.add_argument(
+        "--lift-python",
+        help="python of the lifting environment (default: $HOP_LIFT_PYTHON, else .venv-lift beside the sources: make lift-env)",
+    )
     p.add_argument("--lift-runtime-env", help="Ray runtime env of the lifting tasks: a YAML/JSON file or a JSON string")
     p.add_argument("--lift-dir", help="directory for lifted .hoi.npz (default: <store>-lifted for a local store)")
     p.add_argument("--lift-cpus", type=float, default=1.0, help="CPUs of one lifting task")

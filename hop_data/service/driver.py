@@ -591,7 +591,10 @@ class Generator:
             self._replace(slot, exc)
             return
         if slot.pid is not None and info.pid != slot.pid:
-            self.say(f"actor {slot.index} restarted (pid {slot.pid} -> {info.pid}); it reopened and repaired shard {info.writer_id}")
+            self.say(
+                f"actor {slot.index} restarted (pid {slot.pid} -> {info.pid}); "
+                f"it reopened and repaired its shard {info.writer_id}"
+            )
         slot.pid, slot.host, slot.writer_id, slot.state = info.pid, info.host, info.writer_id, "free"
         if self._t_first_actor is None:
             self._t_first_actor = time.perf_counter()
@@ -649,7 +652,8 @@ class Generator:
         try:
             answer = ray.get(ref)
         except (ray.exceptions.RuntimeEnvSetupError,) as exc:
-            self.failed.append({"source": work.path, "reason": f"lifting environment failed: {_short(exc)}; {LIFT_INSTALL_HINT}"})
+            reason = f"lifting environment failed: {_short(exc)}; {LIFT_INSTALL_HINT}"
+            self.failed.append({"source": work.path, "reason": reason})
             self._bar.update(1)
             return
         except ray.exceptions.RayError as exc:  # an error inside lifting, or its worker died: retried
