@@ -223,16 +223,17 @@ def test_shards_of_dead_writers_are_repaired_and_live_ones_left_alone(tmp_path):
         else:
             with store.writer(writer_id) as w:
                 w.append_episodes(f"video/{writer_id}", [ep])
-        # rows past the last commit: a writer killed (or busy) mid-append
-        arr = zarr.open_array(str(tmp_path / "store.zarr" / "shards" / writer_id / "data" / "proprio"), mode="r+")
-        arr.resize((9, 23))
+        # rows past the last commit: a writer killed (or busy) mid-append (here: one array grew first)
+        arr = zarr.open_array(str(tmp_path / "store.zarr" / "shards" / writer_id / "data" / "object_pc"), mode="r+")
+        arr.resize((9, 8, 3))
     try:
         assert repair_orphan_shards(store, "svc") == ["svc-dead"]  # only this service's shards
         assert repair_orphan_shards(store, "svc") == []  # nothing left to repair
     finally:
         live.close()
     def rows(shard):
-        return json.loads((tmp_path / "store.zarr" / "shards" / shard / "data" / "proprio" / "zarr.json").read_text())["shape"][0]
+        meta = tmp_path / "store.zarr" / "shards" / shard / "data" / "object_pc" / "zarr.json"
+        return json.loads(meta.read_text())["shape"][0]
 
     assert (rows("svc-dead"), rows("svc-live"), rows("other-dead")) == (5, 9, 9)
     assert TrajectoryStore.open(tmp_path / "store.zarr").reader().num_episodes == 3

@@ -248,14 +248,15 @@ def repair_orphan_shards(store: Any, prefix: str) -> list[str]:
         if not sid.startswith(prefix + "-"):
             continue
         shard = store.local_path / "shards" / sid
-        try:
+        try:  # any array longer than the last commit (arrays grow together, in any order)
             attrs = store.shard_attrs(sid)
-            rows = json.loads((shard / "data" / "proprio" / "zarr.json").read_text())["shape"][0]
-            ends = json.loads((shard / "meta" / "episode_ends" / "zarr.json").read_text())["shape"][0]
+            dirty = any(
+                json.loads(meta.read_text())["shape"][0] != attrs[committed]
+                for group, committed in (("data", "committed_steps"), ("meta", "committed_episodes"))
+                for meta in (shard / group).glob("*/zarr.json")
+            )
         except (OSError, ValueError, KeyError):
-            rows = ends = None  # a shard killed while being born: let the writer sort it out
-            attrs = {"committed_steps": -1, "committed_episodes": -1}
-        dirty = rows != attrs["committed_steps"] or ends != attrs["committed_episodes"]
+            dirty = True  # a shard killed while being born: let a writer sort it out
         if not dirty and not any(shard.rglob("*.partial")):
             continue
         try:
