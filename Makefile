@@ -45,12 +45,13 @@ $(LIFT_STAMP):
 	$(LIFT_VENV)/bin/python -m pip install --quiet "mediapipe==0.10.21" "numpy<2" opencv-python-headless pyyaml tqdm
 	touch $@
 
-# synthetic human videos -> retargeted robot trajectories (simulator in the loop) -> store
+# synthetic human videos -> retargeted robot trajectories (simulator in the loop,
+# on an embedded loopback Ray) -> store -> a rendered episode -> short pretraining
 DEMO_VIDEOS   ?= 4
 DEMO_ATTEMPTS ?= 64
 demo: install
 	$(BIN)/hop-data synth --out $(OUT)/hoi --videos $(DEMO_VIDEOS) --seed 0
-	$(BIN)/hop-data retarget $(OUT)/hoi --store $(OUT)/store.zarr --attempts $(DEMO_ATTEMPTS) --seed 0
+	$(BIN)/hop-data generate $(OUT)/hoi --store $(OUT)/store.zarr --attempts $(DEMO_ATTEMPTS) --seed 0
 	$(BIN)/hop-data info $(OUT)/store.zarr
 	$(BIN)/hop-data render $(OUT)/store.zarr --episode 0 --hoi $(OUT)/hoi --out $(OUT)/episode0.mp4
 	@$(MAKE) --no-print-directory pretrain
@@ -63,7 +64,7 @@ PRETRAIN_ARGS   ?=
 pretrain: install
 	@if [ ! -f $(OUT)/store.zarr/zarr.json ]; then \
 	  $(BIN)/hop-data synth --out $(OUT)/hoi --videos $(DEMO_VIDEOS) --seed 0 && \
-	  $(BIN)/hop-data retarget $(OUT)/hoi --store $(OUT)/store.zarr --attempts $(DEMO_ATTEMPTS) --seed 0; \
+	  $(BIN)/hop-data generate $(OUT)/hoi --store $(OUT)/store.zarr --attempts $(DEMO_ATTEMPTS) --seed 0; \
 	fi
 	$(BIN)/hop-train fit --config $(PRETRAIN_CONFIG) --data.store $(OUT)/store.zarr $(PRETRAIN_ARGS)
 
