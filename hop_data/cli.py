@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Callable
 
+from hop_data.inputs import expand_inputs  # noqa: F401  (re-exported: the service uses it)
 from hop_robot.embodiment import spec
 
 
@@ -116,25 +117,6 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- retarget
-def expand_inputs(items: list[str], suffix: str = ".hoi.npz") -> list[str]:
-    """Paths, directories (their ``*{suffix}`` files) and glob patterns -> sorted unique paths.
-    A pattern or directory that matches nothing is returned as is, so it is reported."""
-    import glob
-    from pathlib import Path
-
-    out: list[str] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(str(p) for p in path.rglob(f"*{suffix}"))
-        elif any(ch in item for ch in "*?["):
-            found = sorted(glob.glob(item, recursive=True))
-        else:
-            found = [item]
-        out.extend(found or [item])
-    return list(dict.fromkeys(out))
-
-
 def retarget_summary(results: list, failed: list[dict], wall: float) -> dict:
     """The JSON summary shared by ``hop-data retarget`` and the Ray service."""
     import numpy as np

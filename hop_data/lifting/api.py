@@ -53,11 +53,11 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from hop_data import hoi
+from hop_data.inputs import VIDEO_SUFFIXES, expand_inputs
 
 from . import camera, objects, smooth
 from .hands import HandBackendUnavailable, HandObservation
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 LIFT_PYTHON_ENV = "HOP_LIFT_PYTHON"  # interpreter of the lifting environment
 DEFAULT_LIFT_VENV = ".venv-lift"  # beside the source tree (make lift-env)
 MIN_SEEN_FRAMES = 2
@@ -539,19 +539,7 @@ def lift_video(video_path: str | os.PathLike, out_dir: str | os.PathLike, **opti
 def expand_videos(items: list[str]) -> list[str]:
     """Files, directories (their video files, recursively) and glob patterns ->
     sorted unique paths; an item matching nothing is kept so it is reported."""
-    import glob
-
-    out: list[str] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in VIDEO_SUFFIXES)
-        elif any(ch in item for ch in "*?["):
-            found = sorted(glob.glob(item, recursive=True))
-        else:
-            found = [item]
-        out.extend(found or [item])
-    return list(dict.fromkeys(out))
+    return expand_inputs(items, VIDEO_SUFFIXES)
 
 
 if __name__ == "__main__":  # pragma: no cover

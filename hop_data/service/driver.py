@@ -48,11 +48,7 @@ from .actors import (
     lifting_problem,
 )
 
-HOI_SUFFIX = ".hoi.npz"
-try:  # the lifting stage's list, where it is installed
-    from hop_data.lifting.api import VIDEO_SUFFIXES
-except ImportError:
-    VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+from hop_data.inputs import HOI_SUFFIX, VIDEO_SUFFIXES, expand_inputs
 EMBEDDED_OBJECT_STORE_BYTES = 512 * 2**20  # answers are small (errors, not episodes): keep /dev/shm free
 WAIT_S = 1.0  # ray.wait timeout: the progress bar's refresh period
 STALL_WARN_S = 60.0  # say so when nothing finished for this long (e.g. actors waiting for resources)
@@ -192,8 +188,6 @@ def expand(items: list[str], manifest: str | None = None) -> list[str]:
     Directories give their ``*.hoi.npz`` and video files; patterns their
     matches; a manifest lists one input per line. Anything that matches nothing
     is kept as is, so that it is reported as failed."""
-    from hop_data.cli import expand_inputs
-
     items = list(items)
     if manifest:
         base = Path(manifest).parent
@@ -205,16 +199,7 @@ def expand(items: list[str], manifest: str | None = None) -> list[str]:
             line = line.split("#", 1)[0].strip()
             if line:
                 items.append(line if "://" in line or Path(line).is_absolute() else str(base / line))
-    out: list[str] = []
-    for item in items:
-        if Path(item).is_dir():
-            found: list[str] = []
-            for suffix in (HOI_SUFFIX, *VIDEO_SUFFIXES, *(s.upper() for s in VIDEO_SUFFIXES)):
-                found += [p for p in expand_inputs([item], suffix) if p != item]
-            out.extend(sorted(set(found)) or [item])
-        else:
-            out.extend(expand_inputs([item]))
-    return list(dict.fromkeys(out))
+    return expand_inputs(items, (HOI_SUFFIX, *VIDEO_SUFFIXES))
 
 
 def is_video(path: str) -> bool:
