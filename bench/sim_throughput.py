@@ -47,12 +47,17 @@ def object_pose(n: int) -> np.ndarray:
     return pose
 
 
-def run_batched(n: int, steps: int, nthread: int) -> dict:
+def scene_draws(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-scene phase and joint friction, the same for every path measured."""
     rng = np.random.default_rng(1)
-    phase = rng.uniform(0, 2 * np.pi, n)
+    return rng.uniform(0, 2 * np.pi, n), rng.uniform(0, 0.05, (n, spec.NUM_JOINTS))
+
+
+def run_batched(n: int, steps: int, nthread: int) -> dict:
+    phase, friction = scene_draws(n)
     sim = MujocoSimulator(box_points(), n, nthread=nthread)
     params = SceneParams.default(n)
-    params.joint_friction[:] = rng.uniform(0, 0.05, (n, spec.NUM_JOINTS))
+    params.joint_friction[:] = friction
     pose = object_pose(n)
     sim.reset(np.tile(spec.DEFAULT_POSE, (n, 1)), pose, params)
     inner = 0.0
@@ -82,9 +87,9 @@ def run_batched(n: int, steps: int, nthread: int) -> dict:
 
 
 def run_serial_loop(n: int, steps: int) -> dict:
-    """Baseline: one MjData per scene, a Python loop calling mj_step."""
-    rng = np.random.default_rng(1)
-    phase = rng.uniform(0, 2 * np.pi, n)
+    """Baseline: one MjData per scene, a Python loop calling mj_step, each
+    scene with its own joint friction (written into the model before its steps)."""
+    phase, friction = scene_draws(n)
     proto = MujocoSimulator(box_points(), 1, nthread=1)
     model, ix = proto.model, proto.index
     datas = [mujoco.MjData(model) for _ in range(n)]
@@ -97,9 +102,11 @@ def run_serial_loop(n: int, steps: int) -> dict:
     plan = [targets_at(k, n, phase) for k in range(steps)]
     limit = spec.ARM_MAX_STEP_PER_SUBSTEP
     act_arm, act_hand = ix.actuator[spec.ARM], ix.actuator[spec.HAND]
+    base_friction = model.dof_frictionloss[ix.dof].copy()
     t0 = time.perf_counter()
     for k in range(steps):
         for i, d in enumerate(datas):
+            model.dof_frictionloss[ix.dof] = base_friction + friction[i]
             d.ctrl[act_hand] = plan[k][i, spec.HAND]
             for _ in range(spec.SUBSTEPS):
                 arm_target[i] += np.clip(plan[k][i, spec.ARM] - arm_target[i], -limit, limit)
