@@ -8,7 +8,7 @@ import pytest
 
 from hop_data.sim.mujoco_backend import MujocoSimulator
 from hop_data.sim.protocol import SceneConfig, SceneParams, Simulator
-from hop_data.sim.scene import SceneError, compile_scene, object_cloud
+from hop_robot.scene import SceneError, compile_scene, object_cloud
 from hop_robot.embodiment import spec
 from hop_robot.geometry import transform_points, yaw_quat
 

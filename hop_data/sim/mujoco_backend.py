@@ -21,7 +21,7 @@ from hop_robot.embodiment import spec
 from hop_robot.geometry import transform_points
 
 from .protocol import Observation, SceneConfig, SceneParams
-from .scene import compile_scene, object_cloud, table_geom_pose
+from hop_robot.scene import compile_scene, object_cloud, table_geom_pose
 
 _PARKED_Z = -50.0
 
