@@ -151,15 +151,18 @@ def main() -> None:
     runners = {"ours": train_step_fn(ours, ours.param_groups(1e-2))}
     reference_note = None
     try:
-        from hop_train.baselines.gpt2_reference import build_reference
+        from hop_train.baselines.gpt2_reference import build_reference, same_function_diff
 
         reference = build_reference(context=context, num_points=num_points)
+        full = batches[0]["mask"].all(dim=1)  # windows with no padding
+        same_diff = same_function_diff(ours, batches[0]["proprio"][full][:8], batches[0]["points"][full][:8])
         runners["reference"] = train_step_fn(reference, [p for p in reference.parameters() if p.requires_grad])
         import transformers
 
         reference_note = f"transformers {transformers.__version__} GPT2Model, positional embeddings zeroed and frozen"
     except ImportError as exc:
         reference_note = f"transformers not importable: {exc}"
+        same_diff = None
 
     for run in runners.values():  # warm-up
         for b in batches:
@@ -215,6 +218,7 @@ def main() -> None:
         )
         out["speedup_ours_vs_reference_best_step"] = round(min(times["reference"]) / min(times["ours"]), 2)
         out["speedup_ours_vs_reference_paired_rounds"] = round(statistics.median(round_ratios), 2)
+        out["same_function_max_abs_diff"] = same_diff  # weights copied into the reference: same actions
     print(json.dumps(out))
     tmp.cleanup()
 

@@ -6,9 +6,9 @@ has none), fed ``inputs_embeds`` from the paper's tokenizers: proprio Linear,
 PointNet as Linear/ELU/Linear/ELU/Linear + MaxPool2d, a timestep embedding and
 an embedding LayerNorm; an action Linear on each step's point-cloud token.
 
-Used as the speed baseline by ``bench/model_speed.py`` and ``bench/train.py``
-(``HopPolicy`` is the same function: model_speed checks it). Needs the
-optional ``transformers`` package, imported on call.
+Used as the speed baseline by ``bench/train.py``, which also checks with
+``same_function_diff`` that ``HopPolicy`` computes the same function. Needs
+the optional ``transformers`` package, imported on call.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torch import nn
 
 from hop_robot.embodiment.spec import NUM_JOINTS
 
-__all__ = ["build_reference"]
+__all__ = ["build_reference", "same_function_diff"]
 
 
 def build_reference(
@@ -79,3 +79,41 @@ def build_reference(
             return self.predict_action(h[:, 1])
 
     return Reference()
+
+
+def same_function_diff(ours: nn.Module, proprio: torch.Tensor, points: torch.Tensor) -> float:
+    """Copy ``HopPolicy`` weights into a reference built with its GELU form and
+    compare actions on full, unpadded windows ``proprio (B, context, 23)``,
+    ``points (B, context, P, 3)``: 0 up to float error means the two are the
+    same architecture (HopPolicy right-aligns timesteps, identical at T = context)."""
+    context, num_points = proprio.shape[1], points.shape[2]
+    ref = build_reference(context=context, num_points=num_points, activation="gelu").eval()
+    own = ours.state_dict()
+    mapped = {
+        "embed_proprio": "embed_proprio",
+        "point_encoder.fc1": "embed_pc.0",
+        "point_encoder.fc2": "embed_pc.2",
+        "point_encoder.fc3": "embed_pc.4",
+        "embed_timestep": "embed_timestep",
+        "embed_ln": "embed_ln",
+        "ln_f": "transformer.ln_f",
+        "action_head": "predict_action",
+    }
+    for i in range(len(ours.blocks)):
+        for a, b in (("ln_1", "ln_1"), ("attn.qkv", "attn.c_attn"), ("attn.proj", "attn.c_proj"),
+                     ("ln_2", "ln_2"), ("fc", "mlp.c_fc"), ("proj", "mlp.c_proj")):  # fmt: skip
+            mapped[f"blocks.{i}.{a}"] = f"transformer.h.{i}.{b}"
+    new_state = ref.state_dict()
+    for a, b in mapped.items():
+        for leaf in ("weight", "bias"):
+            if f"{a}.{leaf}" in own:
+                value = own[f"{a}.{leaf}"]
+                conv1d = b.startswith("transformer.h.") and leaf == "weight" and not b.endswith(("ln_1", "ln_2"))
+                new_state[f"{b}.{leaf}"] = value.t() if conv1d else value  # HF Conv1D stores (in, out)
+    ref.load_state_dict(new_state)
+    mask = torch.ones(proprio.shape[:2], dtype=torch.bool)
+    was_training = ours.training
+    with torch.no_grad():
+        diff = float((ours.eval()(proprio, points, mask) - ref(proprio, points, mask)).abs().max())
+    ours.train(was_training)
+    return diff
