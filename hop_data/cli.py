@@ -215,6 +215,13 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 }
 
 
+def add_attempt_options(p: argparse.ArgumentParser) -> None:
+    """The retargeting options ``retarget`` and the service's ``generate`` share."""
+    p.add_argument("--attempts", type=int, default=700, help="randomised attempts per video (paper: 700)")
+    p.add_argument("--solver", choices=["batched", "nlopt"], default="batched")
+    p.add_argument("--seed", type=int, default=0, help="run seed; attempt seeds derive from it and the source id")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hop-data", description="HOP data engine: videos -> robot trajectories.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -240,10 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("retarget", help=COMMANDS["retarget"][1])
     p.add_argument("inputs", nargs="+", help="*.hoi.npz files, directories or glob patterns")
     p.add_argument("--store", required=True, help="store path or fsspec URL (created if missing)")
-    p.add_argument("--attempts", type=int, default=700, help="randomised attempts per video (paper: 700)")
-    p.add_argument("--solver", choices=["batched", "nlopt"], default="batched")
+    add_attempt_options(p)
     p.add_argument("--threads", type=int, default=0, help="simulator threads (0: all cores)")
-    p.add_argument("--seed", type=int, default=0, help="run seed; attempt seeds derive from it and the source id")
     p.add_argument("--error-threshold", type=float, default=0.03, help="m, keep attempts whose keypoint error stays below")
     p.add_argument("--writer-id", default="retarget", help="the store shard this process writes")
     p.add_argument("--json", action="store_true", help="print one JSON summary")

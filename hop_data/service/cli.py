@@ -15,12 +15,12 @@ HELP = "videos and HOI files -> (lifting) -> retargeting on a pool of Ray actors
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from hop_data.cli import add_attempt_options  # light: argparse and the spec only
+
     p.add_argument("inputs", nargs="*", help="*.hoi.npz files, videos, directories or glob patterns")
     p.add_argument("--manifest", help="text file with one input per line (relative to the file; '#' comments)")
     p.add_argument("--store", required=True, help="store path or fsspec URL (a shared path or object storage on a cluster)")
-    p.add_argument("--attempts", type=int, default=700, help="randomised attempts per video (paper: 700)")
-    p.add_argument("--solver", choices=["batched", "nlopt"], default="batched")
-    p.add_argument("--seed", type=int, default=0, help="run seed; attempt seeds derive from it and the source id")
+    add_attempt_options(p)
     p.add_argument("--actors", type=int, default=0, help="simulator actors (0: as many as the cluster's CPUs hold)")
     p.add_argument("--threads", type=int, default=1, help="simulator threads per actor (its num_cpus)")
     p.add_argument("--gpus-per-actor", type=float, default=0.0, help="GPU fraction per actor (a GPU backend)")
