@@ -71,26 +71,7 @@ class ExportedPolicy:
         problems = []
         if meta["format_version"] not in SUPPORTED_FORMAT_VERSIONS:
             problems.append(f"format_version {meta['format_version']} (supported: {SUPPORTED_FORMAT_VERSIONS})")
-        if meta["embodiment"] != spec.EMBODIMENT_NAME:
-            problems.append(f"embodiment {meta['embodiment']!r} != {spec.EMBODIMENT_NAME!r}")
-        if tuple(meta["joint_names"]) != tuple(spec.JOINT_NAMES):
-            diff = [
-                f"{i}: {a!r} vs {b!r}"
-                for i, (a, b) in enumerate(zip(meta["joint_names"], spec.JOINT_NAMES))
-                if a != b
-            ]
-            problems.append(
-                f"joint_names differ ({len(meta['joint_names'])} in file vs {len(spec.JOINT_NAMES)} here"
-                + (f"; first differences {diff[:3]}" if diff else "")
-                + ")"
-            )
-        else:
-            for side, limits in (("joint_lower", spec.JOINT_LOWER), ("joint_upper", spec.JOINT_UPPER)):
-                if not np.allclose(meta[side], limits, rtol=0, atol=1e-6):
-                    bad = [spec.JOINT_NAMES[i] for i in np.flatnonzero(~np.isclose(meta[side], limits, atol=1e-6))]
-                    problems.append(f"{side} differ at {bad}")
-        if meta["control_hz"] != spec.CONTROL_HZ:
-            problems.append(f"control_hz {meta['control_hz']} != {spec.CONTROL_HZ}")
+        problems += spec.mismatches(meta)
         if meta["num_points"] != expected_points:
             problems.append(f"num_points {meta['num_points']} != {expected_points}")
         if problems:

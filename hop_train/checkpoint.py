@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from hop_robot.embodiment import spec
 from hop_robot.embodiment.spec import CONTROL_HZ, EMBODIMENT_NAME, JOINT_LOWER, JOINT_NAMES, JOINT_UPPER, NUM_JOINTS
 from hop_train.export import IncompatibleCheckpointError, export_policy, load_state_dict_safely
 from hop_train.model import HopPolicy
@@ -72,13 +73,7 @@ def policy_from_checkpoint(path: str | os.PathLike, **overrides: Any) -> tuple[H
     config = {k: hparams[k] for k in POLICY_ARGS if k in hparams}
     config.update({k: v for k, v in overrides.items() if v is not None})
     record = dict(blob.get("hop") or {})
-    differences = []
-    if record.get("embodiment", EMBODIMENT_NAME) != EMBODIMENT_NAME:
-        differences.append(f"embodiment {record['embodiment']!r} vs {EMBODIMENT_NAME!r}")
-    if list(record.get("joint_names", JOINT_NAMES)) != list(JOINT_NAMES):
-        differences.append(f"joint names {record['joint_names']} vs {list(JOINT_NAMES)}")
-    if record.get("control_hz", CONTROL_HZ) != CONTROL_HZ:
-        differences.append(f"control rate {record['control_hz']} Hz vs {CONTROL_HZ} Hz")
+    differences = spec.mismatches(record, required=())  # an old plain state dict records nothing
     if differences:
         raise IncompatibleCheckpointError(f"checkpoint {path} was trained for another robot: " + "; ".join(differences))
     policy = HopPolicy(num_joints=NUM_JOINTS, **config)

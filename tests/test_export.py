@@ -141,8 +141,8 @@ def test_runner_matches_exported_and_caches_exactly(model, policy_file):
 @pytest.mark.parametrize(
     "override, named",
     [
-        ({"joint_names": [f"j{i}" for i in range(23)]}, "joint_names"),
-        ({"control_hz": 30}, "control_hz 30 != 20"),
+        ({"joint_names": [f"j{i}" for i in range(23)]}, "joint names differ"),
+        ({"control_hz": 30}, "control rate 30 Hz, expected 20 Hz"),
         ({"num_points": 64}, "num_points 64 != 100"),
         ({"embodiment": "ur5_shadow"}, "embodiment"),
         ({"joint_lower": [-1.0] * 23}, "joint_lower differ"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -141,24 +142,59 @@ def model_path(override: str | os.PathLike | None = None) -> Path:
 
 
 # ---------------------------------------------------------------- scaling
-_MID = (JOINT_UPPER + JOINT_LOWER) / 2.0
-_HALF = (JOINT_UPPER - JOINT_LOWER) / 2.0
+@dataclass(frozen=True, eq=False)
+class JointScaler:
+    """Joint angles <-> [-1, 1] by the joint limits: the policy's action and
+    proprioception space (paper). The one implementation; the dataset, the
+    exported policy, the task environments and the robot loop all use it.
+
+    ``scale``/``unscale`` take NumPy arrays (any float dtype is kept) or torch
+    tensors (via ``mid``/``half`` converted by the caller: ``torch.as_tensor(s.mid)``).
+    """
+
+    lower: np.ndarray = field(default_factory=lambda: JOINT_LOWER)
+    upper: np.ndarray = field(default_factory=lambda: JOINT_UPPER)
+
+    @property
+    def mid(self) -> np.ndarray:
+        """(23,) float64 centre of each joint's range."""
+        return (np.asarray(self.upper, np.float64) + np.asarray(self.lower, np.float64)) / 2.0
+
+    @property
+    def half(self) -> np.ndarray:
+        """(23,) float64 half-width of each joint's range."""
+        return (np.asarray(self.upper, np.float64) - np.asarray(self.lower, np.float64)) / 2.0
+
+    def _check(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.shape[-1] != len(self.lower):
+            raise ValueError(f"joint array must be (..., {len(self.lower)}), got {x.shape}")
+        return x
+
+    def scale(self, q: np.ndarray) -> np.ndarray:
+        """Joint angles (..., 23) in radians -> [-1, 1]; float32 in, float32 out."""
+        q = self._check(q)
+        dtype = q.dtype if np.issubdtype(q.dtype, np.floating) else np.float64
+        return ((q - self.mid.astype(dtype)) / self.half.astype(dtype)).astype(dtype, copy=False)
+
+    def unscale(self, x: np.ndarray) -> np.ndarray:
+        """[-1, 1] (..., 23) -> joint angles in radians (inverse of ``scale``)."""
+        x = self._check(x)
+        dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
+        return (x * self.half.astype(dtype) + self.mid.astype(dtype)).astype(dtype, copy=False)
+
+
+SCALER = JointScaler()
 
 
 def scale(q: np.ndarray) -> np.ndarray:
-    """Joint angles (..., 23) in radians -> [-1, 1] by the joint limits."""
-    q = np.asarray(q)
-    if q.shape[-1] != NUM_JOINTS:
-        raise ValueError(f"joint array must be (..., {NUM_JOINTS}), got {q.shape}")
-    return (q - _MID) / _HALF
+    """Joint angles (..., 23) in radians -> [-1, 1] by the joint limits (``SCALER.scale``)."""
+    return SCALER.scale(q)
 
 
 def unscale(x: np.ndarray) -> np.ndarray:
-    """[-1, 1] (..., 23) -> joint angles in radians (inverse of ``scale``)."""
-    x = np.asarray(x)
-    if x.shape[-1] != NUM_JOINTS:
-        raise ValueError(f"joint array must be (..., {NUM_JOINTS}), got {x.shape}")
-    return x * _HALF + _MID
+    """[-1, 1] (..., 23) -> joint angles in radians (``SCALER.unscale``)."""
+    return SCALER.unscale(x)
 
 
 def clip_to_limits(q: np.ndarray, margin: float = 0.0) -> np.ndarray:
@@ -209,3 +245,38 @@ class Embodiment:
 
 
 EMBODIMENT = Embodiment()
+
+
+def mismatches(record: Mapping[str, Any], *, required: tuple[str, ...] = ("embodiment", "joint_names")) -> list[str]:
+    """What in ``record`` (a store's root attributes, a checkpoint's ``hop``
+    record, an exported policy's metadata) does not fit this embodiment, one
+    readable line per problem; ``[]`` when it fits. The one compatibility
+    check: each caller turns the list into its own error.
+
+    Keys checked when present: ``embodiment``, ``joint_names``,
+    ``joint_lower``/``joint_upper`` (to 1e-6 rad), ``control_hz``. Keys in
+    ``required`` that are absent are reported as missing."""
+    problems = [f"no {key!r} recorded" for key in required if key not in record]
+    if "embodiment" in record and record["embodiment"] != EMBODIMENT_NAME:
+        problems.append(f"embodiment {record['embodiment']!r}, expected {EMBODIMENT_NAME!r}")
+    if "joint_names" in record:
+        names = tuple(record["joint_names"] or ())
+        if names != JOINT_NAMES:
+            diff = [f"{i}: {a!r} vs {b!r}" for i, (a, b) in enumerate(zip(names, JOINT_NAMES)) if a != b]
+            problems.append(
+                f"joint names differ ({len(names)} recorded vs {NUM_JOINTS} here"
+                + (f"; first differences {diff[:3]}" if diff else "")
+                + ")"
+            )
+        else:
+            for key, limits in (("joint_lower", JOINT_LOWER), ("joint_upper", JOINT_UPPER)):
+                if key in record:
+                    got = np.asarray(record[key], dtype=np.float64)
+                    if got.shape != limits.shape:
+                        problems.append(f"{key} has {got.size} values, expected {NUM_JOINTS}")
+                    elif not np.allclose(got, limits, rtol=0, atol=1e-6):
+                        bad = [JOINT_NAMES[i] for i in np.flatnonzero(~np.isclose(got, limits, rtol=0, atol=1e-6))]
+                        problems.append(f"{key} differ at {bad}")
+    if "control_hz" in record and record["control_hz"] != CONTROL_HZ:
+        problems.append(f"control rate {record['control_hz']!r} Hz, expected {CONTROL_HZ} Hz")
+    return problems
