@@ -28,15 +28,13 @@ authentication on, sized to the cores. With an address it joins that cluster.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import time
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from .actors import (
     CONCURRENCY_GROUPS,
@@ -48,15 +46,12 @@ from .actors import (
     lifting_problem,
 )
 
+from .errors import ServiceError
+from .ray_runtime import connect, local_cpus, start_local_ray, token_auth_enabled  # noqa: F401 (public here too)
+
 from hop_data.inputs import HOI_SUFFIX, VIDEO_SUFFIXES, expand_inputs
-EMBEDDED_OBJECT_STORE_BYTES = 512 * 2**20  # answers are small (errors, not episodes): keep /dev/shm free
 WAIT_S = 1.0  # ray.wait timeout: the progress bar's refresh period
 STALL_WARN_S = 60.0  # say so when nothing finished for this long (e.g. actors waiting for resources)
-LOOPBACK = "127.0.0.1"
-
-
-class ServiceError(RuntimeError):
-    """A run that cannot start (bad options, no Ray, a store that cannot be opened)."""
 
 
 @dataclass
@@ -89,94 +84,6 @@ class GenerateConfig:
     progress: bool = True  # progress bar on stderr
     messages: bool = True  # a line on stderr per restart, retry, give-up
     log_to_driver: bool = True  # Ray forwards the workers' output here (off for --json: stdout stays JSON)
-
-
-# ------------------------------------------------------------------------------ Ray
-
-
-@contextmanager
-def _loopback_node() -> Iterator[None]:
-    """Make Ray take 127.0.0.1 as this node's address while it starts.
-
-    Ray turns a requested 127.0.0.1 into the machine's routable address unless
-    multi-node clusters are switched off (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``,
-    read once at import): then every Ray server of the node binds to loopback.
-    The processes started now inherit it; the driver's setting is restored so a
-    later join of a real cluster from this process still works."""
-    import ray._private.ray_constants as ray_constants
-
-    var = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
-    old_env, old_flag = os.environ.get(var), ray_constants.ENABLE_RAY_CLUSTER
-    os.environ[var] = "0"
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    try:
-        yield
-    finally:
-        ray_constants.ENABLE_RAY_CLUSTER = old_flag
-        if old_env is None:
-            os.environ.pop(var, None)
-        else:
-            os.environ[var] = old_env
-
-
-def token_auth_enabled() -> bool | None:
-    """Whether this process speaks Ray's token authentication (None: cannot tell)."""
-    try:
-        from ray._raylet import AuthenticationMode, get_authentication_mode
-
-        return get_authentication_mode() == AuthenticationMode.TOKEN
-    except Exception:  # older Ray, or the API moved: say nothing rather than guess
-        return None
-
-
-def local_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, log_to_driver: bool = True) -> None:
-    """The embedded default: a single-node Ray on this machine, every server on
-    127.0.0.1, no dashboard (so no job API), token authentication on (Ray >= 2.59
-    turns it on for local clusters, and ``hop-data generate`` sets
-    ``RAY_AUTH_MODE=token`` before Ray loads; ``RAY_AUTH_MODE=disabled`` opts out,
-    with a warning here)."""
-    import ray
-
-    with _loopback_node():
-        ray.init(
-            include_dashboard=False,
-            _node_ip_address=LOOPBACK,
-            num_cpus=num_cpus or local_cpus(),
-            num_gpus=num_gpus,
-            object_store_memory=EMBEDDED_OBJECT_STORE_BYTES,
-            logging_level=logging.WARNING,
-            log_to_driver=log_to_driver,
-        )
-    if token_auth_enabled() is False:
-        logging.getLogger(__name__).warning(
-            "Ray token authentication is OFF (RAY_AUTH_MODE=%s); the embedded Ray listens on %s only",
-            os.environ.get("RAY_AUTH_MODE"), LOOPBACK,
-        )  # fmt: skip
-
-
-def connect(address: str | None = None, num_cpus: int | None = None, log_to_driver: bool = True) -> bool:
-    """Join ``address`` (or ``RAY_ADDRESS``), else start the embedded Ray.
-    Returns whether this call connected (then the caller shuts down)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    address = address or os.environ.get("RAY_ADDRESS")
-    try:
-        if address:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=log_to_driver)
-        else:
-            start_local_ray(num_cpus, log_to_driver=log_to_driver)
-    except (ConnectionError, TimeoutError) as exc:
-        raise ServiceError(f"cannot join the Ray cluster at {address}: {exc}") from exc
-    return True
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -219,37 +126,9 @@ def peek_source(path: str) -> str | None:
 
 
 def repair_orphan_shards(store: Any, prefix: str) -> list[str]:
-    """Repair service shards that hold uncommitted rows and no live writer.
-
-    Only on local stores: there a writer's ``flock`` tells a dead writer (lock
-    free: reopening cuts its arrays back to the last commit) from a live one
-    (lock held: left alone). Returns the shards repaired."""
-    from hop_data.store import StoreLockedError
-
-    if store.local_path is None:
-        return []
-    repaired = []
-    for sid in store.shard_ids():
-        if not sid.startswith(prefix + "-"):
-            continue
-        shard = store.local_path / "shards" / sid
-        try:  # any array longer than the last commit (arrays grow together, in any order)
-            attrs = store.shard_attrs(sid)
-            dirty = any(
-                json.loads(meta.read_text())["shape"][0] != attrs[committed]
-                for group, committed in (("data", "committed_steps"), ("meta", "committed_episodes"))
-                for meta in (shard / group).glob("*/zarr.json")
-            )
-        except (OSError, ValueError, KeyError):
-            dirty = True  # a shard killed while being born: let a writer sort it out
-        if not dirty and not any(shard.rglob("*.partial")):
-            continue
-        try:
-            store.writer(sid).close()
-        except StoreLockedError:
-            continue
-        repaired.append(sid)
-    return repaired
+    """The store's repair of shards ``<prefix>-*`` left by dead writers (kept
+    under this name for its callers): ``TrajectoryStore.repair_orphan_shards``."""
+    return store.repair_orphan_shards(prefix)
 
 
 # ------------------------------------------------------------------------------ the run
@@ -344,7 +223,7 @@ class Generator:
             )
         except ValueError as exc:  # StoreError is a ValueError
             raise ServiceError(str(exc)) from exc
-        repaired = repair_orphan_shards(self.store, cfg.writer_prefix) if cfg.repair_orphans else []
+        repaired = self.store.repair_orphan_shards(cfg.writer_prefix) if cfg.repair_orphans else []
         if repaired:
             self.say(f"repaired {len(repaired)} shard(s) left by writers of an earlier run: {', '.join(repaired)}")
 
