@@ -28,7 +28,7 @@ from hop_data import hoi, synth
 from hop_data.retarget.attempts import attempt_seeds
 from hop_data.retarget.engine import RetargetConfig, Retargeter
 from hop_data.retarget.nlopt_solver import NloptSolver
-from hop_data.sim.mujoco_backend import default_threads
+from hop_robot.sim.mujoco_batch import default_threads
 
 
 class Recorder:

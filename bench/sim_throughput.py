@@ -19,8 +19,8 @@ import time
 import mujoco
 import numpy as np
 
-from hop_data.sim.mujoco_backend import MujocoSimulator, default_threads
-from hop_data.sim.protocol import SceneParams
+from hop_robot.sim.mujoco_batch import MujocoSimulator, default_threads
+from hop_robot.sim import SceneParams
 from hop_robot.embodiment import spec
 
 
@@ -55,7 +55,7 @@ def scene_draws(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def run_batched(n: int, steps: int, nthread: int) -> dict:
     phase, friction = scene_draws(n)
-    sim = MujocoSimulator(box_points(), n, nthread=nthread)
+    sim = MujocoSimulator.from_points(box_points(), n, nthread=nthread)
     params = SceneParams.default(n)
     params.joint_friction[:] = friction
     pose = object_pose(n)
@@ -90,7 +90,7 @@ def run_serial_loop(n: int, steps: int) -> dict:
     """Baseline: one MjData per scene, a Python loop calling mj_step, each
     scene with its own joint friction (written into the model before its steps)."""
     phase, friction = scene_draws(n)
-    proto = MujocoSimulator(box_points(), 1, nthread=1)
+    proto = MujocoSimulator.from_points(box_points(), 1, nthread=1)
     model, ix = proto.model, proto.index
     datas = [mujoco.MjData(model) for _ in range(n)]
     for d in datas:

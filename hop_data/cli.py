@@ -44,8 +44,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from hop_data.sim.mujoco_backend import MujocoSimulator
-    from hop_data.sim.protocol import SceneConfig, SceneParams
+    from hop_robot.sim.mujoco_batch import MujocoSimulator
+    from hop_robot.sim import SceneConfig, SceneParams
     from hop_data.store import Episode, TrajectoryStore
     from hop_robot.geometry import yaw_quat
 
@@ -73,7 +73,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     action = np.empty_like(proprio)
     clouds = np.empty((steps, n, config.num_points, 3), np.float32)
     t0 = time.perf_counter()
-    with MujocoSimulator(pts, n, config=config, nthread=args.threads) as sim:
+    with MujocoSimulator.from_points(pts, n, config=config, nthread=args.threads) as sim:
         obs = sim.reset(start, obj, params)
         for k in tqdm(range(steps), desc=f"simulate {n} scenes", unit="step", disable=args.json):
             u = 0.5 - 0.5 * np.cos(np.pi * min(1.0, k / max(1, steps - 1)))  # smooth start to goal

@@ -20,8 +20,8 @@ import mujoco  # noqa: E402  (after MUJOCO_GL is chosen)
 from hop_robot.embodiment import spec  # noqa: E402
 from hop_robot.geometry import quat_to_matrix  # noqa: E402
 
-from .sim.protocol import SceneConfig  # noqa: E402
-from hop_robot.scene import compile_scene, table_geom_pose  # noqa: E402
+from hop_robot.sim import SceneConfig  # noqa: E402
+from hop_robot.sim.scene import compile_scene, table_geom_pose  # noqa: E402
 from .store import TrajectoryStore  # noqa: E402
 
 _OBJECT_RGBA = np.array([0.2, 0.55, 0.95, 1.0], np.float32)

@@ -247,7 +247,7 @@ def _run(args: argparse.Namespace) -> int:
                     elif args.robot == "sim":
                         table = robot.config.scene.default_table_pose()
                     else:
-                        from hop_robot.scene import SceneConfig
+                        from hop_robot.sim import SceneConfig
 
                         table = SceneConfig().default_table_pose()
                     source = args.source or f"robot/{socket.gethostname()}/{started.strftime('%Y%m%dT%H%M%SZ')}"

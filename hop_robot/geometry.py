@@ -99,9 +99,11 @@ def yaw_quat(yaw: np.ndarray) -> np.ndarray:
 
 
 def transform_points(points: np.ndarray, pose: np.ndarray) -> np.ndarray:
-    """Points (P, 3) in a body frame, poses (N, 7) position + quaternion w,x,y,z
-    -> points (N, P, 3) in the parent frame."""
+    """Points (P, 3) in a body frame (or (N, P, 3), one set per pose), poses
+    (N, 7) position + quaternion w,x,y,z -> points (N, P, 3) in the parent frame."""
     rot = quat_to_matrix(pose[..., 3:7])  # (N, 3, 3)
+    if np.ndim(points) == 3:
+        return np.einsum("nij,npj->npi", rot, points) + pose[..., None, 0:3]
     return np.einsum("nij,pj->npi", rot, points) + pose[..., None, 0:3]
 
 

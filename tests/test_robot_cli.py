@@ -22,7 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 BLOCKED = ["ray", "lightning", "pytorch_lightning", "lightning_fabric", "zarr", "numcodecs", "hop_data", "hop_train",
            "numba", "xarm", "can", "pyrealsense2"]  # fmt: skip
 ROBOT_MODULES = [
-    "hop_robot.cli", "hop_robot.loop", "hop_robot.safety", "hop_robot.record", "hop_robot.policy", "hop_robot.scene",
+    "hop_robot.cli", "hop_robot.loop", "hop_robot.safety", "hop_robot.record", "hop_robot.policy", "hop_robot.sim",
     "hop_robot.drivers.base", "hop_robot.drivers.sim", "hop_robot.drivers.servo", "hop_robot.drivers.xarm",
     "hop_robot.drivers.allegro", "hop_robot.drivers.composite", "hop_robot.cameras.base", "hop_robot.cameras.sim",
     "hop_robot.cameras.replay", "hop_robot.cameras.realsense", "hop_robot.cameras.pointcloud",

@@ -11,7 +11,7 @@ import pytest
 from hop_robot.drivers.base import RobotStoppedError, UnsafeCommandError
 from hop_robot.drivers.sim import SimRobot, SimRobotConfig
 from hop_robot.embodiment import spec
-from hop_robot.scene import SceneConfig, SceneError, compile_scene
+from hop_robot.sim import SceneConfig, SceneError, compile_scene
 
 
 @pytest.fixture(scope="module")
@@ -21,13 +21,11 @@ def lockstep():
         yield robot
 
 
-def test_scene_module_is_shared_with_data_generation():
-    import hop_data.sim.mujoco_backend as backend
-    import hop_data.sim.protocol as protocol
-    import hop_robot.scene as robot_scene
+def test_one_simulation_core_for_robot_and_data_generation(lockstep):
+    """The sim robot runs on hop_robot.sim's backend (the one retargeting uses), object dynamic."""
+    from hop_robot.sim.mujoco_batch import MujocoSimulator
 
-    assert protocol.SceneConfig is robot_scene.SceneConfig
-    assert backend.compile_scene is robot_scene.compile_scene
+    assert isinstance(lockstep.sim, MujocoSimulator) and lockstep.sim.dynamic
     points = np.random.default_rng(0).uniform(-0.03, 0.03, (50, 3))
     _, kinematic = compile_scene(points)
     assert kinematic.object_mocap == 0 and kinematic.object_qpos == -1
@@ -38,14 +36,14 @@ def test_scene_module_is_shared_with_data_generation():
 
 
 def test_same_control_as_data_generation(lockstep):
-    """Lock-step SimRobot and hop_data's MujocoSimulator, same targets: same joints."""
-    from hop_data.sim.mujoco_backend import MujocoSimulator
+    """Lock-step SimRobot and the retargeting simulator (kinematic object), same targets: same joints."""
+    from hop_robot.sim.mujoco_batch import MujocoSimulator
 
     rng = np.random.default_rng(1)
     q0 = np.array(lockstep.config.initial_qpos)
     far = np.array([[0.6, 0.4, 0.3, 1.0, 0.0, 0.0, 0.0]])  # the kinematic object out of the way
     robot = SimRobot(SimRobotConfig(realtime=False))
-    with robot, MujocoSimulator(robot.object_points, 1, nthread=1) as sim:
+    with robot, MujocoSimulator.from_points(robot.object_points, 1, nthread=1) as sim:
         sim.reset(q0[None], far)
         target = q0.copy()
         for _ in range(15):

@@ -6,9 +6,9 @@ import mujoco
 import numpy as np
 import pytest
 
-from hop_data.sim.mujoco_backend import MujocoSimulator
-from hop_data.sim.protocol import SceneConfig, SceneParams, Simulator
-from hop_robot.scene import SceneError, compile_scene, object_cloud
+from hop_robot.sim.mujoco_batch import MujocoSimulator
+from hop_robot.sim import SceneConfig, SceneParams, Simulator
+from hop_robot.sim.scene import SceneError, compile_scene, object_cloud
 from hop_robot.embodiment import spec
 from hop_robot.geometry import transform_points, yaw_quat
 
@@ -33,7 +33,7 @@ def far_object(n):
 
 @pytest.fixture(scope="module")
 def sim4():
-    sim = MujocoSimulator(box_points(), 4, nthread=2)
+    sim = MujocoSimulator.from_points(box_points(), 4, nthread=2)
     yield sim
     sim.close()
 
@@ -152,7 +152,7 @@ def test_deterministic_and_thread_count_independent():
     plan = [spec.clip_to_limits(q0 + rng.normal(0, 0.05, q0.shape)) for _ in range(5)]
 
     def run(nthread):
-        with MujocoSimulator(box_points(), 6, nthread=nthread) as sim:
+        with MujocoSimulator.from_points(box_points(), 6, nthread=nthread) as sim:
             sim.reset(q0, far_object(6))
             return np.stack([sim.step(t, far_object(6)).qpos for t in plan])
 
@@ -189,7 +189,7 @@ def test_flat_object_still_compiles():
 
 def test_config_changes_layout():
     config = SceneConfig(table_distance=0.8, num_points=64, max_obstacles=2)
-    with MujocoSimulator(box_points(), 2, config=config, nthread=1) as sim:
+    with MujocoSimulator.from_points(box_points(), 2, config=config, nthread=1) as sim:
         obs = sim.reset(home(2), far_object(2))
         assert obs.object_pc.shape == (2, 64, 3)
         assert len(sim.index.obstacle_geoms) == 2

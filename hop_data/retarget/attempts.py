@@ -18,7 +18,7 @@ import numpy as np
 from hop_robot.embodiment import spec
 from hop_robot.geometry import yaw_quat
 
-from ..sim.protocol import SceneConfig, SceneParams
+from hop_robot.sim import SceneConfig, SceneParams
 
 
 @dataclass(frozen=True)

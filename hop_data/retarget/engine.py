@@ -25,7 +25,8 @@ frame k (robot base frame).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from contextlib import closing
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -36,30 +37,15 @@ from hop_robot.geometry import transform_points
 from hop_robot.kinematics import RobotKinematics
 
 from ..hoi import HOITrajectory
-from ..sim.mujoco_backend import MujocoSimulator
-from ..sim.protocol import SceneConfig
+from hop_robot.sim import build_scene, make_simulator
 from ..store import Episode
-from .attempts import AttemptConfig, AttemptDraws, attempt_seeds, draw_attempts, place_obstacles, scene_params
+from .attempts import AttemptDraws, attempt_seeds, draw_attempts, place_obstacles, scene_params
 from .batched_solver import BatchedSolver
+from .config import RetargetConfig
 from .keypoints import robot_keypoint_targets
 from .nlopt_solver import NloptSolver
-from .objective import DEFAULT_SMOOTHNESS, RetargetObjective
+from .objective import RetargetObjective
 from .placement import apply_to_points, apply_to_poses, placements
-
-
-@dataclass(frozen=True)
-class RetargetConfig:
-    """How a trajectory is retargeted; defaults are the paper's where it gives them."""
-
-    attempts: int = 700  # per video (paper)
-    error_threshold: float = 0.03  # m, mean keypoint error allowed on every judged step (paper: 3 cm)
-    reject_arm_contact: bool = True  # paper: no arm contact with table or floor
-    reject_hand_contact: bool = False
-    lead_in_s: float = 1.0  # s of the first frame held before the motion (recorded, not judged)
-    smoothness: float = DEFAULT_SMOOTHNESS  # λ of Eq. 1
-    solver: str = "batched"  # or "nlopt" (the reference)
-    attempt: AttemptConfig = field(default_factory=AttemptConfig)
-    scene: SceneConfig = field(default_factory=SceneConfig)
 
 
 @dataclass
@@ -137,11 +123,12 @@ class Retargeter:
         errors = np.empty((n, steps))
         tracking = np.empty((n, steps))
         t_physics = t_solve = 0.0
-        with MujocoSimulator(traj.object_points, n, cfg.scene, self.threads, self.robot_path) as sim:
+        scene = build_scene(traj.object_points, cfg.scene, self.robot_path)
+        with closing(make_simulator(scene, n, nthread=self.threads)) as sim:
             t0 = time.perf_counter()
             obs = sim.reset(draws.init_qpos, poses[:, 0], scene_params(draws, plan.obstacles))
             t_physics += time.perf_counter() - t0
-            clouds = transform_points(sim.cloud, poses.reshape(-1, 7)).reshape(n, steps, -1, 3)
+            clouds = transform_points(scene.cloud, poses.reshape(-1, 7)).reshape(n, steps, -1, 3)
             phi, a = obs.qpos, obs.qpos
             failures0 = getattr(self.solver, "failures", 0)
             for k in range(steps):

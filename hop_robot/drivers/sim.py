@@ -1,12 +1,10 @@
 """The simulated robot: the MuJoCo embodiment with a dynamic object on a table.
 
-Same model, same PD position control and the same per-substep arm rate limit
-as data generation (``hop_data.sim.mujoco_backend``): each of the
-``spec.SUBSTEPS`` substeps of a control step moves the arm's internal target
-at most ``spec.ARM_MAX_STEP_PER_SUBSTEP`` rad toward the commanded goal and
-sets the hand's targets directly. The scene is ``hop_robot.scene`` with the
-object as a free body resting on the table (retargeting uses it kinematic)
-and a fixed depth camera looking at the table (``hop_robot.cameras.sim``).
+It runs on the one simulation core (``hop_robot.sim``), as data generation
+and the task environments do: the same scene builder, the same backend (one
+scene, the object in its dynamic mode: a free body resting on the table) and
+the same control law (``hop_robot.sim.control``), plus a fixed depth camera
+looking at the table (``hop_robot.cameras.sim``).
 
 Two clocks:
 
@@ -23,12 +21,13 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-import mujoco
 import numpy as np
 
 from hop_robot.embodiment import spec
 from hop_robot.geometry import transform_points, yaw_quat
-from hop_robot.scene import SceneConfig, add_lookat_camera, build_scene_spec, index_scene, object_cloud
+from hop_robot.sim import SceneConfig, make_simulator
+from hop_robot.sim.scene import add_lookat_camera, build_scene
+from hop_robot.sim.shapes import ObjectShape, surface_points
 
 from .base import Driver, JointState, now
 
@@ -40,17 +39,7 @@ SIM_CAMERA = "scene_camera"
 def cylinder_points(radius: float = 0.034, height: float = 0.102, count: int = 800, seed: int = 0) -> np.ndarray:
     """(count, 3) surface points of an upright cylinder centred at the origin
     (default: the size of YCB 005 tomato soup can)."""
-    rng = np.random.default_rng(seed)
-    side_area, cap_area = 2 * np.pi * radius * height, np.pi * radius**2
-    n_side = int(round(count * side_area / (side_area + 2 * cap_area)))
-    n_cap = count - n_side
-    phi = rng.uniform(0, 2 * np.pi, n_side)
-    side = np.stack([radius * np.cos(phi), radius * np.sin(phi), rng.uniform(-height / 2, height / 2, n_side)], 1)
-    r = radius * np.sqrt(rng.uniform(0, 1, n_cap))
-    phi = rng.uniform(0, 2 * np.pi, n_cap)
-    z = np.where(np.arange(n_cap) % 2 == 0, height / 2, -height / 2)
-    caps = np.stack([r * np.cos(phi), r * np.sin(phi), z], 1)
-    return np.concatenate([side, caps])
+    return surface_points(ObjectShape("cylinder", np.array([radius, radius, height / 2])), count, seed)
 
 
 @dataclass(frozen=True)
@@ -82,16 +71,16 @@ class SimRobot(Driver):
         self.config = config
         points = config.object_points if config.object_points is not None else cylinder_points()
         self.object_points = np.asarray(points, dtype=np.float64)
-        mj = build_scene_spec(self.object_points, config.scene, config.robot_path)
-        add_lookat_camera(mj, SIM_CAMERA, np.array(config.camera_position), np.array(config.camera_target),
-                          config.camera_fovy_deg)  # fmt: skip
-        self.model = mj.compile()
-        self.index = index_scene(self.model, config.scene)
-        self.cloud = object_cloud(self.object_points, config.scene.num_points)  # (P, 3) object frame
-        self.data = mujoco.MjData(self.model)
+
+        def camera(mj) -> None:
+            add_lookat_camera(mj, SIM_CAMERA, np.array(config.camera_position), np.array(config.camera_target),
+                              config.camera_fovy_deg)  # fmt: skip
+
+        scene = build_scene(self.object_points, config.scene, config.robot_path, extras=[camera])
+        self.sim = make_simulator(scene, 1, nthread=1)
+        self.model, self.index, self.cloud = scene.model, scene.index, scene.cloud  # cloud (P, 3) object frame
         self._lock = threading.Lock()  # guards data, goal, published state
         self._goal = np.array(config.initial_qpos, dtype=np.float64)
-        self._arm_target = self._goal[spec.ARM].copy()
         self._q = self._goal.copy()
         self._stamp = 0.0
         self._quit = threading.Event()
@@ -103,14 +92,8 @@ class SimRobot(Driver):
     def _connect(self) -> None:
         q0 = np.clip(np.array(self.config.initial_qpos, dtype=np.float64), spec.JOINT_LOWER, spec.JOINT_UPPER)
         with self._lock:
-            mujoco.mj_resetData(self.model, self.data)
-            d, ix = self.data, self.index
-            d.qpos[ix.qpos] = q0
-            d.ctrl[ix.actuator] = q0
-            d.qpos[ix.object_qpos:ix.object_qpos + 7] = self.initial_object_pose()
-            mujoco.mj_forward(self.model, d)
+            self.sim.reset(q0[None], self.initial_object_pose()[None])
             self._goal = q0.copy()
-            self._arm_target = q0[spec.ARM].copy()
             self._publish()
         self.substeps = 0
         if self.config.realtime:
@@ -130,9 +113,7 @@ class SimRobot(Driver):
 
     def _stop(self) -> None:
         with self._lock:  # hold where the robot is now
-            q = self.data.qpos[self.index.qpos].copy()
-            self._goal = q
-            self._arm_target = q[spec.ARM].copy()
+            self._goal = self.sim.hold()[0]
 
     def _disconnect(self) -> None:
         self._quit.set()
@@ -150,19 +131,13 @@ class SimRobot(Driver):
 
     def step(self, substeps: int = spec.SUBSTEPS) -> None:
         """Advance ``substeps`` substeps (lock-step mode; the physics thread calls it one at a time)."""
-        act, limit = self.index.actuator, spec.ARM_MAX_STEP_PER_SUBSTEP
         with self._lock:
-            for _ in range(substeps):
-                # exactly hop_data.sim.mujoco_backend's control: rate-limited arm, direct hand
-                self._arm_target += np.clip(self._goal[spec.ARM] - self._arm_target, -limit, limit)
-                self.data.ctrl[act[spec.ARM]] = self._arm_target
-                self.data.ctrl[act[spec.HAND]] = self._goal[spec.HAND]
-                mujoco.mj_step(self.model, self.data)
-                self.substeps += 1
+            self.sim.step(self._goal[None], substeps=substeps)
+            self.substeps += substeps
             self._publish()
 
     def _publish(self) -> None:
-        self._q = self.data.qpos[self.index.qpos].copy()
+        self._q = self.sim.qpos[0, self.index.qpos].copy()
         self._stamp = now()
 
     def _physics(self) -> None:
@@ -181,18 +156,18 @@ class SimRobot(Driver):
     def snapshot(self) -> tuple[np.ndarray, float]:
         """(full qpos copy, stamp): the state a camera renders."""
         with self._lock:
-            return self.data.qpos.copy(), self._stamp
+            return self.sim.qpos[0].copy(), self._stamp
 
     def object_pose(self) -> np.ndarray:
         """(7,) current object position + quaternion w, x, y, z (base frame)."""
         with self._lock:
             a = self.index.object_qpos
-            return self.data.qpos[a:a + 7].copy()
+            return self.sim.qpos[0, a:a + 7].copy()
 
     def object_cloud_truth(self) -> tuple[np.ndarray, float]:
         """((P, 3) float32 object cloud in the base frame exactly as data generation
         makes it: the fixed object-frame cloud at the object's pose, stamp)."""
         with self._lock:
             a = self.index.object_qpos
-            pose, stamp = self.data.qpos[a:a + 7].copy(), self._stamp
+            pose, stamp = self.sim.qpos[0, a:a + 7].copy(), self._stamp
         return transform_points(self.cloud, pose[None])[0].astype(np.float32), stamp

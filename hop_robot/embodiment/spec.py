@@ -29,6 +29,7 @@ HAND_JOINT_NAMES: tuple[str, ...] = tuple(
     f"{finger}_{segment}" for finger in FINGERS for segment in FINGER_SEGMENTS
 )
 JOINT_NAMES: tuple[str, ...] = ARM_JOINT_NAMES + HAND_JOINT_NAMES
+ARM_LINK_NAMES: tuple[str, ...] = tuple(f"link{i}" for i in range(1, 8))  # the body each arm joint moves
 NUM_ARM_JOINTS = len(ARM_JOINT_NAMES)  # 7
 NUM_HAND_JOINTS = len(HAND_JOINT_NAMES)  # 16
 NUM_JOINTS = len(JOINT_NAMES)  # 23

@@ -1,8 +1,9 @@
 """Scene composition: robot + floor + table + obstacle slots + the object.
 
-One place for the scene layout used by data generation (``hop_data.sim``,
-which re-exports these names) and by the simulated robot
-(``hop_robot.drivers.sim``). The scene is composed from the robot's own MJCF
+One place for the scene layout used by data generation (retargeting), the
+simulated robot (``hop_robot.drivers.sim``) and the task environments
+(``hop_train.envs``, which add their fixtures through ``build_scene``'s
+``extras``: editable ``MjSpec`` additions made before compiling). The scene is composed from the robot's own MJCF
 (``hop_robot.embodiment``, which owns every robot fact) with
 ``mujoco.MjSpec``; nothing here repeats a robot number.
 
@@ -19,6 +20,7 @@ attempts of a video.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import mujoco
 import numpy as np
@@ -28,10 +30,13 @@ from hop_robot.embodiment import spec
 from hop_robot.geometry import farthest_point_sample, matrix_to_quat, quat_to_matrix
 
 __all__ = [
+    "PARKED_Z",
+    "CompiledScene",
     "SceneConfig",
     "SceneError",
     "SceneIndex",
     "add_lookat_camera",
+    "build_scene",
     "build_scene_spec",
     "compile_scene",
     "index_scene",
@@ -41,12 +46,12 @@ __all__ = [
 
 # Environment geoms collide with every robot geom that collides with anything.
 _ALL_BITS = 0x7FFFFFFF
-_PARKED_Z = -50.0  # unused obstacle slots (and a parked kinematic object) sit far below the floor
+PARKED_Z = -50.0  # unused obstacle slots (and a parked kinematic object) sit far below the floor
 
 
 @dataclass(frozen=True)
 class SceneConfig:
-    """Fixed layout of a scene; per-scene randomisation lives in ``hop_data.sim.protocol.SceneParams``.
+    """Fixed layout of a scene; per-scene randomisation lives in ``hop_robot.sim.protocol.SceneParams``.
 
     The robot base is the world origin (x forward, z up). The table is a box
     whose top-centre sits ``table_distance`` in front of the base by default.
@@ -67,6 +72,8 @@ class SceneConfig:
     # free-joint body with mass and contacts (the simulated robot); needs object_collision.
     object_dynamic: bool = False
     object_density: float = 100.0  # kg/m³ of the object's hull (matters for a dynamic object only)
+    object_mass: float | None = None  # kg; set: overrides the density (a task object's published mass)
+    object_friction: float = 1.0  # sliding friction of the object's surface (MuJoCo's default)
 
     def default_table_pose(self) -> np.ndarray:
         """(7,) table top-centre position + identity quaternion."""
@@ -132,9 +139,7 @@ def build_scene_spec(
     if config.object_dynamic and not config.object_collision:
         raise SceneError("a dynamic object needs object_collision=True (it would fall through the table)")
     scene = robot_model.load_spec(robot_path)
-    scene.modelname = "hop_scene"
-    scene.option.timestep = 1.0 / spec.SIM_HZ
-    scene.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    scene.modelname = "hop_scene"  # timestep and integrator: the robot model's (load_spec)
     # Table and obstacles move per scene (per-simulation geom_pos), which the
     # bounding-volume hierarchies built at compile time do not follow: the
     # mid-phase would cull their contacts. Geom-level bounds stay exact.
@@ -157,7 +162,7 @@ def build_scene_spec(
     for k in range(config.max_obstacles):
         world.add_geom(
             name=f"obstacle_{k}", type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.05, 0.05, 0.05],
-            pos=[0.0, 0.0, _PARKED_Z - k], rgba=[0.55, 0.2, 0.2, 1.0],
+            pos=[0.0, 0.0, PARKED_Z - k], rgba=[0.55, 0.2, 0.2, 1.0],
             contype=_ALL_BITS, conaffinity=_ALL_BITS,
         )
 
@@ -174,18 +179,23 @@ def build_scene_spec(
         obj = world.add_body(name="object", pos=[0.0, 0.0, 0.0])
         obj.add_freejoint(name="object_free")
     else:
-        obj = world.add_body(name="object", mocap=True, pos=[0.0, 0.0, _PARKED_Z])
-    obj.add_geom(
+        obj = world.add_body(name="object", mocap=True, pos=[0.0, 0.0, PARKED_Z])
+    geom = obj.add_geom(
         name="object_geom", type=mujoco.mjtGeom.mjGEOM_MESH, meshname="object_hull",
         rgba=[0.2, 0.55, 0.85, 1.0], contype=obj_bits, conaffinity=obj_bits, density=config.object_density,
+        friction=[config.object_friction, 0.005, 0.0001],
     )
+    if config.object_mass is not None:
+        if config.object_mass <= 0:
+            raise SceneError(f"object_mass must be > 0 kg, got {config.object_mass}")
+        geom.mass = float(config.object_mass)
     if not config.object_dynamic:
         scene.add_exclude(bodyname1="world", bodyname2="object")
 
     # Contact sensors: 'found' counts contacts between a robot part and the
     # world body's geoms (floor, table, obstacles), computed at every substep.
     sensor_args = dict(type=mujoco.mjtSensor.mjSENS_CONTACT, reftype=mujoco.mjtObj.mjOBJ_BODY, refname="world", intprm=[1, 0, 1])
-    for name in ["link1", "link2", "link3", "link4", "link5", "link6", "link7"]:
+    for name in spec.ARM_LINK_NAMES:
         scene.add_sensor(name=f"contact_{name}", objtype=mujoco.mjtObj.mjOBJ_BODY, objname=name, **sensor_args)
     scene.add_sensor(name="contact_hand", objtype=mujoco.mjtObj.mjOBJ_XBODY, objname=_hand_root(scene), **sensor_args)
     if config.contact_margin > 0:
@@ -223,12 +233,43 @@ def compile_scene(
     robot_path: str | None = None,
 ) -> tuple[mujoco.MjModel, SceneIndex]:
     """Compile the scene and look up the indices the simulator needs."""
+    compiled = build_scene(object_points, config, robot_path)
+    return compiled.model, compiled.index
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledScene:
+    """One compiled scene variant: what a simulator backend steps.
+
+    model: the compiled MjModel; index: its robot/object addresses;
+    cloud (P, 3): the object-frame cloud observations show; config: its layout.
+    """
+
+    model: mujoco.MjModel
+    index: SceneIndex
+    cloud: np.ndarray
+    config: SceneConfig
+
+
+SceneExtra = Callable[[mujoco.MjSpec], None]
+
+
+def build_scene(
+    object_points: np.ndarray,
+    config: SceneConfig = SceneConfig(),
+    robot_path: str | None = None,
+    extras: Sequence[SceneExtra] = (),
+) -> CompiledScene:
+    """Build, extend and compile a scene: ``build_scene_spec``, then each of
+    ``extras`` edits the ``MjSpec`` (a task's basket or cabinet), then compile."""
     scene = build_scene_spec(object_points, config, robot_path)
+    for extra in extras:
+        extra(scene)
     try:
         model = scene.compile()
     except ValueError as exc:  # MuJoCo reports compile problems as ValueError
         raise SceneError(f"scene does not compile: {exc}") from exc
-    return model, index_scene(model, config)
+    return CompiledScene(model, index_scene(model, config), object_cloud(object_points, config.num_points), config)
 
 
 def index_scene(model: mujoco.MjModel, config: SceneConfig) -> SceneIndex:
@@ -240,13 +281,13 @@ def index_scene(model: mujoco.MjModel, config: SceneConfig) -> SceneIndex:
     joint = int(model.body_jntadr[body]) if dynamic else -1
     return SceneIndex(
         qpos=robot_model.joint_qpos_indices(model),
-        dof=np.array([model.jnt_dofadr[model.joint(n).id] for n in spec.JOINT_NAMES]),
+        dof=robot_model.joint_dof_indices(model),
         actuator=robot_model.actuator_indices(model),
         keypoint_sites=robot_model.site_indices(model),
         table_geom=model.geom("table").id,
         obstacle_geoms=np.array([model.geom(f"obstacle_{k}").id for k in range(config.max_obstacles)], dtype=np.int64),
         object_mocap=int(model.body_mocapid[body]),
-        arm_contact_sensors=np.array([sensor_adr(f"contact_link{i}") for i in range(1, 8)]),
+        arm_contact_sensors=np.array([sensor_adr(f"contact_{name}") for name in spec.ARM_LINK_NAMES]),
         hand_contact_sensor=sensor_adr("contact_hand"),
         object_body=int(body),
         object_qpos=int(model.jnt_qposadr[joint]) if dynamic else -1,
