@@ -14,11 +14,7 @@ import numpy as np
 
 from hop_robot.kinematics import RobotKinematics
 
-# λ of Eq. 1. The paper gives no value; with it a 0.1 rad change of every joint
-# costs about as much as a 1.5 mm keypoint error, so tracking dominates and
-# the regulariser only picks among near-equal solutions (redundant arm,
-# finger abduction).
-DEFAULT_SMOOTHNESS = 1e-3
+from .config import DEFAULT_SMOOTHNESS  # λ of Eq. 1 (why this value: there)
 
 
 class RetargetObjective:

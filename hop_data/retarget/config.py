@@ -1,0 +1,66 @@
+"""What a retargeting run is told: ``RetargetConfig`` (how one trajectory is
+retargeted) and ``RetargetJob`` (input files into a store), the one place of
+their defaults. ``hop-data retarget`` is built from ``RetargetRunConfig``, the
+Ray service's ``GenerateConfig`` extends ``RetargetJob``; both hold a
+``RetargetConfig``. Light: no kinematics, simulator or store is imported here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hop_robot.sim import SceneConfig
+
+from ..options import nested, option
+from .attempts import AttemptConfig
+
+SOLVERS = ("batched", "nlopt")  # batched Levenberg-Marquardt (fast path), NLopt L-BFGS (the paper's reference)
+
+# λ of Eq. 1. The paper gives no value; with it a 0.1 rad change of every joint
+# costs about as much as a 1.5 mm keypoint error, so tracking dominates and
+# the regulariser only picks among near-equal solutions (redundant arm,
+# finger abduction).
+DEFAULT_SMOOTHNESS = 1e-3
+
+
+@dataclass(frozen=True)
+class RetargetConfig:
+    """Retargeting; defaults are the paper's where it gives them."""
+
+    attempts: int = option(700, "randomised attempts per video (paper: 700)")
+    error_threshold: float = option(
+        0.03, "m, keep attempts whose mean keypoint error stays below it on every judged step (paper: 3 cm)"
+    )
+    reject_arm_contact: bool = True  # paper: no arm contact with table or floor
+    reject_hand_contact: bool = False
+    lead_in_s: float = 1.0  # s of the first frame held before the motion (recorded, not judged)
+    smoothness: float = DEFAULT_SMOOTHNESS  # λ of Eq. 1
+    solver: str = option(SOLVERS[0], "batched (the fast path) or nlopt (the paper's reference)", choices=SOLVERS)
+    attempt: AttemptConfig = field(default_factory=AttemptConfig)
+    scene: SceneConfig = field(default_factory=SceneConfig)
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"attempts must be >= 1, got {self.attempts}")
+        if not self.error_threshold > 0:
+            raise ValueError(f"error_threshold must be > 0 m, got {self.error_threshold}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
+
+
+@dataclass
+class RetargetJob:
+    """Input files retargeted into a store: what one process and the Ray service share."""
+
+    inputs: list[str] = option(help="*.hoi.npz files, directories or glob patterns", positional=True)
+    store: str = option(help="store path or fsspec URL (created if missing)")
+    retarget: RetargetConfig = nested(RetargetConfig, "retargeting")
+    seed: int = option(0, "run seed: attempt seeds derive from it and the source id")
+
+
+@dataclass
+class RetargetRunConfig(RetargetJob):
+    """``hop-data retarget``: one process, one store shard."""
+
+    threads: int = option(0, "simulator threads (0: all cores)")
+    writer_id: str = option("retarget", "the store shard this process writes")
