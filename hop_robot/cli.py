@@ -77,6 +77,8 @@ def _describe(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- run
 def _run_args(parser: argparse.ArgumentParser) -> None:
+    from hop_robot.drivers.xarm import XArmConfig
+    from hop_robot.loop import LoopConfig
     from hop_robot.safety import SafetyConfig
 
     safety = SafetyConfig()
@@ -86,7 +88,8 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera", default=None, metavar="KIND",
                         help="sim | sim:truth | realsense | replay:FILE (default: sim for --robot sim, realsense for xarm)")
     parser.add_argument("--hz", type=float, default=None, help="loop rate; must equal the policy's control rate (default: it)")
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds of policy control (default 30; 0 = until Ctrl-C)")
+    parser.add_argument("--duration", type=float, default=LoopConfig.duration,
+                        help="seconds of policy control (default %(default)s; 0 = until Ctrl-C)")
     parser.add_argument("--dry-run", action="store_true", help="compute and log everything, send nothing (motion is never enabled)")
     parser.add_argument("--record", metavar="FILE", default=None, help="write the episode recording (.npz, docs/robot.md)")
     parser.add_argument("--json", action="store_true", help="print the end summary as JSON on stdout")
@@ -107,7 +110,8 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--object-xy", type=float, nargs=2, default=None, metavar=("X", "Y"), help="where the object rests")
     g = parser.add_argument_group("xArm + Allegro")
     g.add_argument("--xarm-ip", default=None, help="xArm controller address")
-    g.add_argument("--collision-sensitivity", type=int, default=3, help="xArm collision sensitivity 0..5 (default 3)")
+    g.add_argument("--collision-sensitivity", type=int, default=XArmConfig.collision_sensitivity,
+                   help="xArm collision sensitivity 0..5 (default %(default)s)")
     g.add_argument("--reduced-mode", action="store_true", help="enable the xArm's reduced mode")
     g.add_argument("--reduced-max-joint-speed", type=float, default=None, help="rad/s in reduced mode")
     g.add_argument("--reduced-max-tcp-speed", type=float, default=None, help="mm/s in reduced mode")

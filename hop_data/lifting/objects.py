@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hop_robot.geometry import matrix_to_quat, quat_to_matrix
+from hop_robot.geometry import matrix_to_quat
 
 from .hands import HandBackendUnavailable
 from .smooth import runs
@@ -211,12 +211,6 @@ def anchored_object(
         height=height,
         shape=shape,
     )
-
-
-def object_points_world(proxy: ObjectProxy) -> np.ndarray:
-    """(T, P, 3) the proxy's points in the hand's frame of reference (NaN where unknown)."""
-    R = quat_to_matrix(proxy.pose[:, 3:].astype(np.float64))
-    return np.einsum("tij,pj->tpi", R, proxy.points.astype(np.float64)) + proxy.pose[:, None, :3]
 
 
 # ---------------------------------------------------------------- MCC-HO

@@ -26,6 +26,11 @@ Rules every driver keeps (the base class enforces the first three):
 - ``observe`` never blocks on the hardware either: it returns the latest
   state the driver's threads received, stamped with the monotonic time at
   which it was measured, so the loop can tell a stale sensor from a fresh one.
+
+Time: ``now()`` is the robot side's one clock (``time.monotonic``). Code whose
+timing is tested (the 20 Hz loop, the simulated robot's physics thread) takes
+a ``Clock`` instead, so that tests run it on a fake clock (``MONOTONIC`` is
+the real one).
 """
 
 from __future__ import annotations
@@ -34,18 +39,21 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from hop_robot.embodiment import spec
-
 __all__ = [
+    "Clock",
     "Driver",
     "DriverError",
     "JointState",
+    "MONOTONIC",
+    "MonotonicClock",
     "RobotFault",
     "RobotStoppedError",
     "UnsafeCommandError",
+    "now",
 ]
 
 
@@ -207,5 +215,44 @@ def now() -> float:
     return time.monotonic()
 
 
-FULL_LOWER = spec.JOINT_LOWER
-FULL_UPPER = spec.JOINT_UPPER
+@runtime_checkable
+class Clock(Protocol):
+    """Time as the loop and the simulated robot's physics thread see it.
+
+    Two kinds of waiting are kept apart because a fake clock must treat them
+    differently: ``sleep`` lets time pass (a fake clock jumps ahead at once),
+    ``wait`` waits for *another thread's work* (a fake clock must wait for
+    that thread in real time, however little fake time may pass).
+    """
+
+    def now(self) -> float:
+        """Seconds on a monotonic scale (the drivers' stamps use the same scale)."""
+        ...
+
+    def sleep(self, seconds: float, until: threading.Event | None = None) -> bool:
+        """Let ``seconds`` pass, or less if ``until`` gets set; returns whether it is set."""
+        ...
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        """Wait until another thread sets ``event``, at most ``timeout`` s; returns whether it is set."""
+        ...
+
+
+class MonotonicClock:
+    """The real ``Clock``: ``time.monotonic`` and ``threading.Event`` waits."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float, until: threading.Event | None = None) -> bool:
+        if until is None:
+            time.sleep(max(seconds, 0.0))
+            return False
+        return until.wait(max(seconds, 0.0))
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        return event.wait(max(timeout, 0.0))
+
+
+MONOTONIC: Clock = MonotonicClock()
+

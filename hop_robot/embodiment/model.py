@@ -22,7 +22,6 @@ import numpy as np
 from hop_robot.embodiment import spec as S
 
 HOME_KEY = "home"
-EE_SITE = "ee"
 
 
 def _robot_root(mj: mujoco.MjSpec, joint_body: mujoco.MjsBody) -> mujoco.MjsBody:
