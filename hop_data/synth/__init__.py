@@ -52,11 +52,12 @@ Determinism: video ``i`` of seed ``s`` is drawn from
 videos are made, and ``save`` writes fixed zip timestamps: the same seed gives
 the same bytes.
 
-Modules, in the order ``make_episode`` runs them: ``hand`` (``HandModel``,
-postures and synergies, ``Person``), ``objects`` (``ObjectShape``), ``grasp``
-(grasp type, pre-shape, fitting the digits), ``motion`` (timeline, rest pose,
-object path, wrist path, fingers), ``capture`` (camera, sensor noise,
-dropouts), ``episode`` (``SynthVideo``, ``make_episode``, ``synthesize``).
+Modules, in the order ``make_episode`` uses them: ``objects``
+(``ObjectShape``), ``hand`` (``HandModel``, postures and synergies,
+``Person``), ``grasp`` (grasp type, pre-shape, fitting the digits), ``motion``
+(timeline, rest pose, object path, wrist path, fingers), ``capture`` (camera,
+sensor noise, dropouts), ``episode`` (``SynthVideo``, ``make_episode``,
+``synthesize``).
 Import the public names from here.
 """
 
