@@ -1,8 +1,10 @@
 """MuJoCo CPU backend: N scenes stepped together by ``mujoco.batch`` on a thread pool.
 
 One compiled scene serves every scene, or several variants of one layout do
-(one per object: ``Batch.set_models``, each simulation on its variant's
-model). With one variant, what differs per scene (table pose, obstacles,
+(one per object). Meshes of other shapes change MjData's layout (their
+bounding-volume trees and polygon buffers differ in size), so each variant
+gets its own batch and the scenes are grouped by variant; with one variant
+there is one batch and no gathering. With one variant, what differs per scene (table pose, obstacles,
 joint friction and damping: ``SceneParams``) is written into per-simulation
 model fields (``Batch.expand``). Each 20 Hz control step runs
 ``spec.SUBSTEPS`` single-substep batch calls so that the arm target can be
@@ -81,16 +83,12 @@ class MujocoSimulator:
         self.dynamic = self.index.object_qpos >= 0
         self.clouds = np.stack([v.cloud for v in variants])[self.assignment]  # (N, P, 3) object frames
         self.nthread = int(nthread) if nthread > 0 else default_threads()
-        # Not persistent: MjDatas are shared by the scenes a thread runs, which is
-        # ~30 % faster than one MjData per scene (cache); every field read here
-        # (sensordata, and site_xpos from the last substep's kinematics stage)
-        # is computed by the call that reads it.
-        self.batch = b = mujoco.batch.Batch(self.model, nsim=self.num_scenes, nthread=self.nthread, persistent=False)
-        if len(variants) > 1:
-            b.set_models([variants[k].model for k in self.assignment])
-        self._qpos, self._qvel, self._ctrl = b.bind("qpos"), b.bind("qvel"), b.bind("ctrl")
-        self._mocap_pos, self._mocap_quat = b.bind("mocap_pos"), b.bind("mocap_quat")
-        self._sensordata, self._site_xpos = b.bind("sensordata"), b.bind("site_xpos")
+        self._groups = [
+            _Group(variants[k].model, np.flatnonzero(self.assignment == k), self.nthread, len(variants) == 1)
+            for k in range(len(variants))
+            if np.any(self.assignment == k)
+        ]
+        self.batch = self._groups[0].batch if len(self._groups) == 1 else None  # the one batch, when there is one
         self._targets = RateLimitedTargets(self.num_scenes)
         self._arm_contact = np.zeros(self.num_scenes, dtype=bool)
         self._hand_contact = np.zeros(self.num_scenes, dtype=bool)
@@ -123,81 +121,99 @@ class MujocoSimulator:
         object_pose = self._check(object_pose, (n, 7), "object_pose")
         if params is not None:
             params.validate(n, self.config.max_obstacles)
-        self.batch.reset(ids=ids, stage=mujoco.mjtStage.mjSTAGE_NONE)
-        if params is not None or self._expanded:
-            self._apply_params(params or SceneParams.default(n, self.config), ids)
         q = np.clip(qpos, spec.JOINT_LOWER, spec.JOINT_UPPER)
         ix = self.index
-        rows = self._qpos[ids]
-        rows[:, ix.qpos] = q
-        self._qpos[ids] = rows
-        self._qvel[ids] = 0.0
-        ctrl = self._ctrl[ids]
-        ctrl[:, ix.actuator] = q
-        self._ctrl[ids] = ctrl
         self._targets.reset(q, ids)
         self._object_pose[ids] = object_pose
-        if self.dynamic:
-            rows = self._qpos[ids]
-            rows[:, ix.object_qpos:ix.object_qpos + 7] = object_pose
-            self._qpos[ids] = rows
-        else:
-            self._place_object(ids)
-        self.batch.forward(ids=ids, stage=mujoco.mjtStage.mjSTAGE_ACC)
+        if params is not None or self._expanded:
+            params = params or SceneParams.default(n, self.config)
+        for g in self._groups:
+            local, rows = g.local(ids)
+            if len(local) == 0:
+                continue
+            g.batch.reset(ids=local, stage=mujoco.mjtStage.mjSTAGE_NONE)
+            if params is not None:
+                self._apply_params(params, local, rows)
+            qp = g.qpos[local]
+            qp[:, ix.qpos] = q[rows]
+            if self.dynamic:
+                qp[:, ix.object_qpos:ix.object_qpos + 7] = object_pose[rows]
+            g.qpos[local] = qp
+            g.qvel[local] = 0.0
+            ctrl = g.ctrl[local]
+            ctrl[:, ix.actuator] = q[rows]
+            g.ctrl[local] = ctrl
+            if not self.dynamic:
+                g.mocap_pos[local, ix.object_mocap] = object_pose[rows, 0:3]
+                g.mocap_quat[local, ix.object_mocap] = object_pose[rows, 3:7]
+            g.batch.forward(ids=local, stage=mujoco.mjtStage.mjSTAGE_ACC)
         self._arm_contact[ids] = False
         self._hand_contact[ids] = False
-        self._read_contacts(ids)
+        self._read_contacts()
         return self._observe()
 
     def step(self, targets: np.ndarray, object_pose: np.ndarray | None = None, substeps: int = spec.SUBSTEPS) -> Observation:
         goal = np.clip(self._check(targets, (self.num_scenes, spec.NUM_JOINTS), "targets"), spec.JOINT_LOWER, spec.JOINT_UPPER)
-        if self.dynamic:
-            if object_pose is not None:
+        if object_pose is not None:
+            if self.dynamic:
                 raise ValueError("the object is dynamic: it moves under physics, object_pose must be None")
-        else:
-            if object_pose is None:
-                raise ValueError("the object is kinematic: step needs its object_pose (N, 7)")
             self._object_pose[:] = self._check(object_pose, (self.num_scenes, 7), "object_pose")
             self._place_object(slice(None))
         act = self.index.actuator
         for substep in range(substeps):
-            self._ctrl[:, act] = self._targets.substep(goal)
-            last = substep == substeps - 1
+            ctrl = self._targets.substep(goal)
             # The last substep also computes kinematics at the new state (keypoints).
-            self.batch.step(nstep=1, stage=mujoco.mjtStage.mjSTAGE_POS if last else mujoco.mjtStage.mjSTAGE_NONE)
-            self._read_contacts(slice(None))
+            stage = mujoco.mjtStage.mjSTAGE_POS if substep == substeps - 1 else mujoco.mjtStage.mjSTAGE_NONE
+            for g in self._groups:
+                g.ctrl[:, act] = ctrl[g.rows]
+                g.batch.step(nstep=1, stage=stage)
+            self._read_contacts()
         return self._observe()
 
     def hold(self) -> np.ndarray:
         """Stop every arm where it is now: the internal targets jump to the
         current joint angles (the robot's stop). Returns those angles (N, 23)."""
-        q = self._qpos[:, self.index.qpos].copy()
+        q = self.read("qpos")[:, self.index.qpos]
         self._targets.reset(q)
         return q
 
     @property
     def qpos(self) -> np.ndarray:
-        """(N, nq) live full state positions (robot, object, fixtures)."""
-        return self._qpos
+        """(N, nq) full state positions (robot, object, fixtures); a copy."""
+        return self.read("qpos")
 
     @property
     def qvel(self) -> np.ndarray:
-        """(N, nv) live full state velocities."""
-        return self._qvel
+        """(N, nv) full state velocities; a copy."""
+        return self.read("qvel")
 
-    def bind(self, name: str) -> np.ndarray:
-        """A live (N, ...) view of another MjData field (``mujoco.batch.Batch.bind``)."""
-        return self.batch.bind(name)
+    def read(self, name: str) -> np.ndarray:
+        """(N, ...) copy of an MjData field of every scene (``mujoco.batch.Batch.bind``)."""
+        if len(self._groups) == 1:
+            return self._groups[0].field(name).copy()
+        first = self._groups[0].field(name)
+        out = np.empty((self.num_scenes, *first.shape[1:]), dtype=first.dtype)
+        for g in self._groups:
+            out[g.rows] = g.field(name)
+        return out
+
+    def write(self, name: str, values: np.ndarray) -> None:
+        """Set an input field of every scene (e.g. ``xfrc_applied``) from (N, ...) values."""
+        for g in self._groups:
+            g.field(name)[:] = values[g.rows]
 
     def full_state(self, scene: int) -> mujoco.MjData:
         """Scene ``scene``'s state as an MjData with its kinematics computed (rendering)."""
-        model = self.batch.get_model(scene) if len(self.variants) > 1 else self.model
-        data = self.batch.get_data(scene)
+        g = next(g for g in self._groups if scene in g.ids)
+        local = int(np.flatnonzero(g.ids == scene)[0])
+        model = g.batch.get_model(local) if self._expanded else g.model
+        data = g.batch.get_data(local)
         mujoco.mj_forward(model, data)
         return data
 
     def close(self) -> None:
         self.batch = None
+        self._groups = []
 
     def __enter__(self) -> "MujocoSimulator":
         return self
@@ -218,10 +234,12 @@ class MujocoSimulator:
         if name not in self._expanded:
             if len(self.variants) > 1:
                 raise ValueError("per-scene SceneParams need a single scene variant (several object variants are set)")
-            self._expanded[name] = self.batch.expand(name)
+            self._expanded[name] = self._groups[0].batch.expand(name)
         return self._expanded[name]
 
-    def _apply_params(self, params: SceneParams, ids: np.ndarray) -> None:
+    def _apply_params(self, params: SceneParams, ids: np.ndarray, rows: np.ndarray) -> None:
+        """Write ``params`` rows ``rows`` into the (single batch's) scenes ``ids``."""
+        params = SceneParams(*(np.asarray(getattr(params, f))[rows] for f in SceneParams.__dataclass_fields__))
         ix = self.index
         geom_pos, geom_quat, geom_size = self._field("geom_pos"), self._field("geom_quat"), self._field("geom_size")
         rbound, aabb = self._field("geom_rbound"), self._field("geom_aabb")
@@ -249,31 +267,60 @@ class MujocoSimulator:
 
     def _place_object(self, ids) -> None:
         m = self.index.object_mocap
-        self._mocap_pos[ids, m] = self._object_pose[ids, 0:3]
-        self._mocap_quat[ids, m] = self._object_pose[ids, 3:7]
+        for g in self._groups:
+            g.mocap_pos[:, m] = self._object_pose[g.rows, 0:3]
+            g.mocap_quat[:, m] = self._object_pose[g.rows, 3:7]
 
-    def _read_contacts(self, ids) -> None:
-        data = self._sensordata[ids]
-        self._arm_contact[ids] |= np.any(data[:, self.index.arm_contact_sensors] > 0, axis=1)
-        self._hand_contact[ids] |= data[:, self.index.hand_contact_sensor] > 0
+    def _read_contacts(self) -> None:
+        for g in self._groups:
+            data = g.sensordata
+            self._arm_contact[g.rows] |= np.any(data[:, self.index.arm_contact_sensors] > 0, axis=1)
+            self._hand_contact[g.rows] |= data[:, self.index.hand_contact_sensor] > 0
 
     def _observe(self) -> Observation:
         ix = self.index
+        qpos, qvel = self.read("qpos"), self.read("qvel")
         if self.dynamic:
-            pose = self._qpos[:, ix.object_qpos:ix.object_qpos + 7].copy()
-            vel = self._qvel[:, ix.object_dof:ix.object_dof + 6].copy()
+            pose = qpos[:, ix.object_qpos:ix.object_qpos + 7]
+            vel = qvel[:, ix.object_dof:ix.object_dof + 6]
         else:
             pose, vel = self._object_pose.copy(), np.zeros((self.num_scenes, 6))
         return Observation(
-            qpos=self._qpos[:, ix.qpos].copy(),
-            qvel=self._qvel[:, ix.dof].copy(),
+            qpos=qpos[:, ix.qpos],
+            qvel=qvel[:, ix.dof],
             object_pose=pose,
             object_vel=vel,
             object_pc=transform_points(self.clouds, pose).astype(np.float32),
-            keypoints=self._site_xpos[:, ix.keypoint_sites].copy(),
+            keypoints=self.read("site_xpos")[:, ix.keypoint_sites],
             arm_contact=self._arm_contact.copy(),
             hand_contact=self._hand_contact.copy(),
         )
+
+
+class _Group:
+    """The scenes ``ids`` of one scene variant, on their own batch."""
+
+    def __init__(self, model: mujoco.MjModel, ids: np.ndarray, nthread: int, alone: bool) -> None:
+        self.model, self.ids = model, ids
+        self.rows = slice(None) if alone else ids  # where this group's rows sit in (N, ...) arrays
+        # Not persistent: MjDatas are shared by the scenes a thread runs, which is
+        # ~30 % faster than one MjData per scene (cache); every field read here
+        # (sensordata, and site_xpos from the last substep's kinematics stage)
+        # is computed by the call that reads it.
+        self.batch = mujoco.batch.Batch(model, nsim=len(ids), nthread=min(nthread, len(ids)), persistent=False)
+        b = self.batch
+        self.qpos, self.qvel, self.ctrl = b.bind("qpos"), b.bind("qvel"), b.bind("ctrl")
+        self.mocap_pos, self.mocap_quat = b.bind("mocap_pos"), b.bind("mocap_quat")
+        self.sensordata = b.bind("sensordata")
+        b.bind("site_xpos")  # an output: registered now so that every call copies it out
+
+    def field(self, name: str) -> np.ndarray:
+        return self.batch.bind(name)
+
+    def local(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(local batch indices, positions in ``ids``) of this group's scenes among ``ids``."""
+        pos = np.flatnonzero(np.isin(ids, self.ids))
+        return np.searchsorted(self.ids, ids[pos]), pos
 
 
 register_backend("mujoco", MujocoSimulator)

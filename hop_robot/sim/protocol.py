@@ -119,8 +119,8 @@ class Simulator(Protocol):
     def step(self, targets: np.ndarray, object_pose: np.ndarray | None = None, substeps: int = ...) -> Observation:
         """One 20 Hz control step of every scene: track joint targets (N, 23)
         for ``spec.SUBSTEPS`` substeps through the control law. A kinematic
-        object is placed at object_pose (N, 7); a dynamic one moves by itself
-        (object_pose must be None)."""
+        object is placed at object_pose (N, 7) (None: it stays where it is);
+        a dynamic one moves by itself (object_pose must be None)."""
         ...
 
     def hold(self) -> np.ndarray:
