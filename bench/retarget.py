@@ -69,7 +69,7 @@ def stats(result) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--attempts", type=int, default=700)
+    parser.add_argument("--attempts", type=int, default=RetargetConfig.attempts, help="default: the paper's")
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--reference-attempts", type=int, default=8, help="NLopt is slow: measured on the first K attempts")
     args = parser.parse_args()

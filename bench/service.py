@@ -102,7 +102,8 @@ def single_process(paths: list[str], attempts: int, threads: int, store: Path) -
 def service(paths: list[str], attempts: int, actors: int, store: Path) -> dict:
     shutil.rmtree(store, ignore_errors=True)
     t0 = time.perf_counter()
-    s = generate(GenerateConfig(inputs=paths, store=str(store), attempts=attempts, actors=actors, threads=1, progress=False))
+    config = GenerateConfig(paths, str(store), RetargetConfig(attempts=attempts), actors=actors, threads=1, progress=False)
+    s = generate(config)
     end_to_end = time.perf_counter() - t0
     frames = s["attempt_frames_per_s"] * s["seconds"]
     assert not s["failed"] and s["videos"] == len(paths), s["failed"]
@@ -136,7 +137,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.5, help="length of each video")
     parser.add_argument("--attempts", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--paper-attempts", type=int, default=700, help="one video at the paper's batch size, 1 thread (0: skip)")
+    parser.add_argument("--paper-attempts", type=int, default=RetargetConfig.attempts, help="one video at the paper's batch size, 1 thread (0: skip)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="hop-bench-service-"))

@@ -9,31 +9,21 @@ and the problem and exit with status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Callable
 
-from hop_data.inputs import expand_inputs  # noqa: F401  (re-exported: the service uses it)
+from hop_data.options import OptionError, add_options, add_output_switches, from_args
+from hop_data.report import exit_status, print_summary
+from hop_data.retarget.config import RetargetRunConfig
 from hop_robot.embodiment import spec
-
-
-def _print_json_or_table(result: dict, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(result, indent=2, sort_keys=False))
-        return
-    width = max(len(k) for k in result)
-    for key, value in result.items():
-        if isinstance(value, (list, dict)) and len(json.dumps(value)) > 100:
-            value = f"{type(value).__name__} of {len(value)}"
-        print(f"{key:<{width}}  {value}")
 
 
 # ---------------------------------------------------------------- info
 def cmd_info(args: argparse.Namespace) -> int:
     from hop_data.store import store_info
 
-    _print_json_or_table(store_info(args.store), args.json)
+    print_summary(store_info(args.store), args.json)
     return 0
 
 
@@ -103,7 +93,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         "episodes_written": result.episodes,
         "skipped_already_committed": result.skipped,
     }
-    _print_json_or_table(summary, args.json)
+    print_summary(summary, args.json)
     return 0
 
 
@@ -117,83 +107,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- retarget
-def retarget_summary(results: list, failed: list[dict], wall: float) -> dict:
-    """The JSON summary shared by ``hop-data retarget`` and the Ray service."""
-    import numpy as np
-
-    attempts = sum(r.attempts for r in results)
-    accepted = sum(int(r.accepted.sum()) for r in results)
-    frames = np.concatenate([r.frame_errors.ravel() for r in results]) if results else np.zeros(0)
-    kept = [r.frame_errors[r.accepted].ravel() for r in results if r.accepted.any()]
-    kept = np.concatenate(kept) if kept else np.zeros(0)
-    tracking = np.concatenate([r.tracking_errors.ravel() for r in results]) if results else np.zeros(0)
-
-    def q(x, p):
-        return float(np.percentile(x, p)) if x.size else None
-
-    return {
-        "videos": len(results),
-        "attempts": attempts,
-        "accepted": accepted,
-        "acceptance": accepted / attempts if attempts else 0.0,
-        "attempt_frames_per_s": sum(r.attempt_frames for r in results) / wall if wall > 0 else 0.0,
-        "median_error_m": q(frames, 50),
-        "p95_error_m": q(frames, 95),
-        "accepted_median_error_m": q(kept, 50),
-        "median_tracking_error_m": q(tracking, 50),
-        "arm_contact_rate": (sum(int(r.arm_contact.sum()) for r in results) / attempts) if attempts else 0.0,
-        "seconds": wall,
-        "seconds_physics": sum(r.seconds_physics for r in results),
-        "seconds_solving": sum(r.seconds_solving for r in results),
-        "failed": failed,
-    }
-
-
 def cmd_retarget(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from hop_data.retarget.run import retarget_files
 
-    from hop_data import hoi
-    from hop_data.retarget.engine import RetargetConfig, Retargeter
-    from hop_data.store import TrajectoryStore
-
-    inputs = expand_inputs(args.inputs)
-    config = RetargetConfig(attempts=args.attempts, solver=args.solver, error_threshold=args.error_threshold)
-    retargeter = Retargeter(config, threads=args.threads)
-    store = TrajectoryStore.open(args.store, "a", num_points=config.scene.num_points)
-    results, failed, skipped = [], [], 0
-    t0 = time.perf_counter()
-    bar = tqdm(inputs, desc="retarget", unit="video", disable=args.json or args.quiet)
-    with store.writer(args.writer_id) as writer:
-        for path in bar:
-            try:
-                traj = hoi.prepare(hoi.load(path))
-            except (hoi.HOIFormatError, ValueError, OSError) as exc:
-                failed.append({"source": str(path), "reason": str(exc)})
-                continue
-            if store.is_committed(traj.source):
-                skipped += 1
-                continue
-            steps = tqdm(total=1, desc=traj.source[-32:], unit="step", leave=False, disable=args.json or args.quiet)
-
-            def progress(done: int, total: int) -> None:
-                steps.total = total
-                steps.update(done - steps.n)
-
-            result = retargeter.run(traj, seed=args.seed, progress=progress)
-            steps.close()
-            writer.append_episodes(traj.source, result.episodes)
-            results.append(result)
-            done_attempts = sum(r.attempts for r in results)
-            bar.set_postfix(
-                attempts_per_s=f"{done_attempts / (time.perf_counter() - t0):.0f}",
-                acceptance=f"{sum(int(r.accepted.sum()) for r in results) / done_attempts:.1%}",
-                failed=len(failed),
-            )
-    summary = retarget_summary(results, failed, time.perf_counter() - t0)
-    summary["skipped_already_committed"] = skipped
-    summary["store"] = str(args.store)
-    _print_json_or_table(summary, args.json)
-    return 0 if results or skipped or not failed else 1
+    summary = retarget_files(from_args(RetargetRunConfig, args), progress=not (args.json or args.quiet))
+    print_summary(summary, args.json)
+    return exit_status(summary)
 
 
 # ---------------------------------------------------------------- render
@@ -201,7 +120,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from hop_data.render import render_episode
 
     summary = render_episode(args.store, args.episode, args.out, hoi_path=args.hoi, width=args.width, height=args.height)
-    _print_json_or_table(summary, args.json)
+    print_summary(summary, args.json)
     return 0
 
 
@@ -213,13 +132,6 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "retarget": (cmd_retarget, "retarget HOI trajectories to the robot in simulation, into a store"),
     "render": (cmd_render, "render a stored episode to a video (robot, object cloud, human keypoints)"),
 }
-
-
-def add_attempt_options(p: argparse.ArgumentParser) -> None:
-    """The retargeting options ``retarget`` and the service's ``generate`` share."""
-    p.add_argument("--attempts", type=int, default=700, help="randomised attempts per video (paper: 700)")
-    p.add_argument("--solver", choices=["batched", "nlopt"], default="batched")
-    p.add_argument("--seed", type=int, default=0, help="run seed; attempt seeds derive from it and the source id")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,14 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("retarget", help=COMMANDS["retarget"][1])
-    p.add_argument("inputs", nargs="+", help="*.hoi.npz files, directories or glob patterns")
-    p.add_argument("--store", required=True, help="store path or fsspec URL (created if missing)")
-    add_attempt_options(p)
-    p.add_argument("--threads", type=int, default=0, help="simulator threads (0: all cores)")
-    p.add_argument("--error-threshold", type=float, default=0.03, help="m, keep attempts whose keypoint error stays below")
-    p.add_argument("--writer-id", default="retarget", help="the store shard this process writes")
-    p.add_argument("--json", action="store_true", help="print one JSON summary")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_options(p, RetargetRunConfig)
+    add_output_switches(p)
 
     p = sub.add_parser("render", help=COMMANDS["render"][1])
     p.add_argument("store", help="store path or fsspec URL")
@@ -295,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return handlers[args.command](args)
-    except (StoreError, FileNotFoundError, IndexError) as exc:
+    except (OptionError, StoreError, FileNotFoundError, IndexError) as exc:
         print(f"hop-data {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

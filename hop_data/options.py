@@ -146,6 +146,16 @@ def to_argv(config: Any, always: tuple[str, ...] = ()) -> list[str]:
     return argv
 
 
+def parse_json(text: str) -> Any:
+    """An option's JSON text (argparse names the option and ``JSON`` when it does not parse)."""
+    import json
+
+    return json.loads(text)
+
+
+parse_json.__name__ = "JSON"
+
+
 def add_output_switches(parser: argparse.ArgumentParser, json_help: str = "print one JSON summary", quiet_help: str = "no progress bars") -> None:
     """``--json`` (stdout: one JSON object) and ``--quiet``, as every batch command has them."""
     parser.add_argument("--json", action="store_true", help=json_help)

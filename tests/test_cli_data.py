@@ -62,3 +62,69 @@ def test_retarget_reports_bad_files_and_goes_on(tmp_path):
     again = json.loads(hop_data("retarget", str(tmp_path / "hoi"), "--store", str(store), "--attempts", "4", "--json").stdout)
     assert again["skipped_already_committed"] == 1 and again["videos"] == 0 and len(again["failed"]) == 1
     assert good.exists()
+
+
+def test_options_and_defaults_come_from_the_configs():
+    """Every option of retarget, generate and lift is a config field, with the field's default."""
+    from hop_data.cli import _build
+    from hop_data.lifting.options import LiftJob, LiftOptions
+    from hop_data.options import from_args, to_argv
+    from hop_data.retarget.config import RetargetConfig, RetargetRunConfig
+    from hop_data.service.config import GenerateConfig
+
+    parser, _ = _build()
+    assert from_args(RetargetRunConfig, parser.parse_args(["retarget", "a", "--store", "s"])) == RetargetRunConfig(["a"], "s")
+    assert from_args(GenerateConfig, parser.parse_args(["generate", "a", "--store", "s"])) == GenerateConfig(["a"], "s")
+    assert from_args(LiftJob, parser.parse_args(["lift", "v.mp4", "--out", "o"])) == LiftJob(["v.mp4"], "o")
+    args = parser.parse_args([
+        "generate", "a", "b", "--store", "s", "--attempts", "8", "--solver", "nlopt", "--error-threshold", "0.02",
+        "--seed", "3", "--max-failures", "2", "--writer-prefix", "p", "--storage-options", '{"anon": true}',
+        "--lift-runtime-env", '{"pip": ["x"]}', "--json",
+    ])  # fmt: skip
+    config = from_args(GenerateConfig, args, progress=False)
+    assert config.retarget == RetargetConfig(attempts=8, solver="nlopt", error_threshold=0.02)
+    assert (config.inputs, config.seed, config.max_failures, config.writer_prefix) == (["a", "b"], 3, 2, "p")
+    assert config.storage_options == {"anon": True} and config.lift_runtime_env == {"pip": ["x"]}
+    assert not config.progress and args.json
+    # the lifting worker gets back exactly the options that differ from the defaults
+    options = LiftOptions(intrinsics="900,900,640,360", side="left", max_frames=12)
+    assert to_argv(options) == ["--intrinsics", "900,900,640,360", "--side", "left", "--max-frames", "12"]
+    assert from_args(LiftJob, parser.parse_args(["lift", "v", "--out", "o", *to_argv(options)])).options == options
+
+
+def test_help_shows_the_config_defaults_and_bad_values_are_usage_errors(tmp_path):
+    from hop_data.retarget.config import RetargetConfig
+    from hop_data.service.config import GenerateConfig
+
+    text = " ".join(hop_data("generate", "--help").stdout.split())
+    assert f"(default: {RetargetConfig.attempts})" in text and f"(default: {GenerateConfig.max_failures})" in text
+    for args, words in [
+        (["retarget", "x.hoi.npz", "--attempts", "0"], "attempts must be >= 1"),
+        (["generate", "x.hoi.npz", "--max-failures", "0"], "max_failures must be >= 1"),
+        (["generate", "x.hoi.npz", "--storage-options", "{bad"], "invalid JSON value"),
+    ]:
+        run = hop_data(*args, "--store", str(tmp_path / "s.zarr"))
+        assert run.returncode == 2 and words in run.stderr and "Traceback" not in run.stderr, run.stderr
+        assert not (tmp_path / "s.zarr").exists()
+
+
+def test_no_library_module_imports_a_command_line_module():
+    """Only entry points (cli modules, ``__main__``, the lifting worker) import cli modules."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    entry_points = {"cli.py", "__main__.py", "worker.py"}
+    offenders = []
+    for path in sorted((root / "hop_data").rglob("*.py")):
+        if path.name in entry_points:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+            if any(n.split(".")[-1] in ("cli", "worker") for n in names):
+                offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not offenders, offenders

@@ -30,6 +30,7 @@ ray = pytest.importorskip("ray")
 
 from hop_data import hoi, synth  # noqa: E402
 from hop_data.service.actors import SimulatorActor  # noqa: E402
+from hop_data.retarget.config import RetargetConfig  # noqa: E402
 from hop_data.service.driver import GenerateConfig, generate, start_local_ray  # noqa: E402
 from hop_data.store import TrajectoryStore  # noqa: E402
 
@@ -119,7 +120,7 @@ def sources_of(paths: list[str]) -> set[str]:
 
 
 def config(inputs: list[str], store: Path, **kw) -> GenerateConfig:
-    return GenerateConfig(inputs=inputs, store=str(store), attempts=ATTEMPTS, seed=0, progress=False, **kw)
+    return GenerateConfig(inputs=inputs, store=str(store), retarget=RetargetConfig(attempts=ATTEMPTS), seed=0, progress=False, **kw)
 
 
 # ---------------------------------------------------------------------- local runs
@@ -130,7 +131,7 @@ def test_service_matches_single_process(local_ray, corpus, reference, tmp_path):
     summary = generate(config(inputs, tmp_path / "store.zarr", actors=2, threads=1))
     assert summary["videos"] == 3 and summary["attempts"] == 3 * ATTEMPTS and not summary["failed"]
     assert summary["actors"] == 2 and summary["ray"] == "joined"  # the fixture's Ray
-    from hop_data.cli import retarget_summary
+    from hop_data.report import retarget_summary
 
     assert set(retarget_summary([], [], 1.0)) <= set(summary)  # the shape of `hop-data retarget`'s summary
     want = episodes(reference)

@@ -54,9 +54,11 @@ import numpy as np
 
 from hop_data import hoi
 from hop_data.inputs import VIDEO_SUFFIXES, expand_inputs
+from hop_data.options import to_argv
 
 from . import camera, objects, smooth
 from .hands import HandBackendUnavailable, HandObservation
+from .options import LiftOptions
 
 LIFT_PYTHON_ENV = "HOP_LIFT_PYTHON"  # interpreter of the lifting environment
 DEFAULT_LIFT_VENV = ".venv-lift"  # beside the source tree (make lift-env)
@@ -79,45 +81,6 @@ class UnreadableVideoError(LiftError):
 
 class NoHandError(LiftError):
     kind = "no_hand"
-
-
-@dataclass
-class LiftOptions:
-    """What ``lift_video`` / ``hop-data lift`` can be told (defaults in brackets)."""
-
-    hands: str = "mediapipe"  # hand backend: mediapipe | hamer
-    objects: str = "anchored"  # object backend: anchored | mcc-ho
-    intrinsics: str | None = None  # "fx,fy,cx,cy" pixels; None: estimated from the image size
-    fov_deg: float = camera.DEFAULT_FOV_DEG  # long-side field of view used when estimating
-    annotations: str | None = None  # directory of 100DOH annotations (.doh.json or .xml)
-    side: str = "auto"  # hand to follow: auto (right, else left) | right | left
-    hand_size: float | None = None  # wrist -> middle knuckle (m); None: the video's median from the backend
-    smooth_window_s: float = 0.3  # Savitzky-Golay window (s), polynomial order 2
-    max_gap_s: float = 0.1  # detection dropouts up to this long are bridged
-    outlier_m: float = 0.15  # a frame this far from its neighbours' median is dropped
-    fps: float | None = None  # frame rate when the file's is missing or wrong
-    max_frames: int | None = None  # stop after this many frames
-    object_shape: str = "cylinder"  # proxy primitive: cylinder | box
-    source_prefix: str = "video"  # source id = <prefix>/<video stem>
-
-    def validated(self) -> LiftOptions:
-        if self.hands not in ("mediapipe", "hamer"):
-            raise ValueError(f"hands must be 'mediapipe' or 'hamer', got {self.hands!r}")
-        if self.objects not in objects.OBJECT_BACKENDS:
-            raise ValueError(f"objects must be one of {list(objects.OBJECT_BACKENDS)}, got {self.objects!r}")
-        if self.intrinsics is not None:
-            camera.Intrinsics.parse(self.intrinsics)
-        if self.side not in ("auto", "right", "left"):
-            raise ValueError(f"side must be auto, right or left, got {self.side!r}")
-        if self.hand_size is not None and not 0.04 <= self.hand_size <= 0.15:
-            raise ValueError(f"hand_size is wrist -> middle knuckle in metres (0.04-0.15), got {self.hand_size}")
-        if self.fps is not None and not self.fps > 0:
-            raise ValueError(f"fps must be > 0, got {self.fps}")
-        if self.annotations is not None and not Path(self.annotations).is_dir():
-            raise ValueError(f"annotations: {self.annotations} is not a directory")
-        if self.object_shape not in ("cylinder", "box"):
-            raise ValueError(f"object_shape must be cylinder or box, got {self.object_shape!r}")
-        return self
 
 
 @dataclass
@@ -490,11 +453,7 @@ def worker_env() -> dict[str, str]:
 
 def worker_command(videos: list[str], out_dir: str, options: LiftOptions, results: str | None = None, quiet: bool = False) -> list[str]:
     """The command line running ``hop_data.lifting.worker`` in the lifting environment."""
-    cmd = [str(lift_python()), "-m", "hop_data.lifting.worker", "--out", str(out_dir)]
-    defaults = LiftOptions()
-    for name, value in asdict(options).items():
-        if value is not None and value != getattr(defaults, name):
-            cmd += [f"--{name.replace('_', '-')}", str(value)]
+    cmd = [str(lift_python()), "-m", "hop_data.lifting.worker", "--out", str(out_dir), *to_argv(options)]
     if results:
         cmd += ["--results", results]
     if quiet:

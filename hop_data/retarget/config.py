@@ -2,17 +2,21 @@
 retargeted) and ``RetargetJob`` (input files into a store), the one place of
 their defaults. ``hop-data retarget`` is built from ``RetargetRunConfig``, the
 Ray service's ``GenerateConfig`` extends ``RetargetJob``; both hold a
-``RetargetConfig``. Light: no kinematics, simulator or store is imported here.
+``RetargetConfig``. Light: no kinematics, simulator or store is imported here
+(what the nested attempt and scene configurations need loads on first use).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from hop_robot.sim import SceneConfig
+from typing import TYPE_CHECKING
 
 from ..options import nested, option
-from .attempts import AttemptConfig
+
+if TYPE_CHECKING:
+    from hop_robot.sim import SceneConfig
+
+    from .attempts import AttemptConfig
 
 SOLVERS = ("batched", "nlopt")  # batched Levenberg-Marquardt (fast path), NLopt L-BFGS (the paper's reference)
 
@@ -21,6 +25,18 @@ SOLVERS = ("batched", "nlopt")  # batched Levenberg-Marquardt (fast path), NLopt
 # the regulariser only picks among near-equal solutions (redundant arm,
 # finger abduction).
 DEFAULT_SMOOTHNESS = 1e-3
+
+
+def _attempt_config() -> AttemptConfig:
+    from .attempts import AttemptConfig  # imported when used: building a command line needs no simulator
+
+    return AttemptConfig()
+
+
+def _scene_config() -> SceneConfig:
+    from hop_robot.sim import SceneConfig
+
+    return SceneConfig()
 
 
 @dataclass(frozen=True)
@@ -36,8 +52,8 @@ class RetargetConfig:
     lead_in_s: float = 1.0  # s of the first frame held before the motion (recorded, not judged)
     smoothness: float = DEFAULT_SMOOTHNESS  # λ of Eq. 1
     solver: str = option(SOLVERS[0], "batched (the fast path) or nlopt (the paper's reference)", choices=SOLVERS)
-    attempt: AttemptConfig = field(default_factory=AttemptConfig)
-    scene: SceneConfig = field(default_factory=SceneConfig)
+    attempt: AttemptConfig = field(default_factory=_attempt_config)
+    scene: SceneConfig = field(default_factory=_scene_config)
 
     def __post_init__(self) -> None:
         if self.attempts < 1:

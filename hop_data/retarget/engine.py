@@ -86,8 +86,6 @@ class Retargeter:
     """Retargets trajectories; reuses the robot model and kinematics across videos."""
 
     def __init__(self, config: RetargetConfig = RetargetConfig(), threads: int = 0, robot_path: str | None = None):
-        if config.solver not in ("batched", "nlopt"):
-            raise ValueError(f"solver must be 'batched' or 'nlopt', got {config.solver!r}")
         self.config = config
         self.threads = threads
         self.robot_path = robot_path

@@ -16,7 +16,7 @@ constructor waits for it. A different actor never shares the id, so two
 writers never collide, on a local disk or on object storage (no locks there).
 
 Calls run in two concurrency groups: ``retarget`` in the default group (one
-video at a time) and the cheap control calls (``info``, ``ping``, ``current``)
+video at a time) and the cheap control calls (``info``, ``current``, ``close``)
 in ``control``, so that the driver can ask a busy actor who it is.
 """
 
@@ -32,6 +32,8 @@ from typing import Any, Callable
 
 import numpy as np
 import ray
+
+from hop_data.retarget.config import RetargetConfig
 
 LOCK_WAIT_S = 60.0  # how long a (re)starting actor waits for its shard's lock
 
@@ -110,9 +112,12 @@ def writer_id_for(prefix: str, actor_id: str) -> str:
 class SimulatorActor:
     """One retargeting simulator and the store shard it writes.
 
+    The driver passes every argument from its ``GenerateConfig`` (where the
+    defaults are):
+
     Args:
         store: store path or fsspec URL (created if missing).
-        attempts, solver: as ``RetargetConfig`` (the paper: 700 attempts, NLopt L-BFGS).
+        config: how each video is retargeted (``GenerateConfig.retarget``).
         threads: simulator threads of this actor (= its ``num_cpus``).
         writer_prefix: the shard is ``<writer_prefix>-<actor id>``.
         storage_options: fsspec options for an object-storage store.
@@ -121,16 +126,15 @@ class SimulatorActor:
     def __init__(
         self,
         store: str,
-        attempts: int = 700,
-        solver: str = "batched",
-        threads: int = 1,
-        writer_prefix: str = "svc",
+        config: RetargetConfig,
+        threads: int,
+        writer_prefix: str,
         storage_options: dict[str, Any] | None = None,
     ):
-        from hop_data.retarget.engine import RetargetConfig, Retargeter
+        from hop_data.retarget.engine import Retargeter
         from hop_data.store import StoreLockedError, TrajectoryStore
 
-        self.config = RetargetConfig(attempts=attempts, solver=solver)
+        self.config = config
         self.threads = int(threads)
         self.retargeter = Retargeter(self.config, threads=self.threads)
         ctx = ray.get_runtime_context()
@@ -163,16 +167,12 @@ class SimulatorActor:
         )  # fmt: skip
 
     @ray.method(concurrency_group="control")
-    def ping(self) -> int:
-        return os.getpid()
-
-    @ray.method(concurrency_group="control")
     def current(self) -> str | None:
         """The input this actor is retargeting now (None when idle)."""
         return self._current
 
     # ------------------------------------------------------------------ work
-    def retarget(self, path: str, seed: int = 0) -> Outcome:
+    def retarget(self, path: str, seed: int) -> Outcome:
         """Retarget one ``.hoi.npz`` (all attempts) and commit its accepted
         episodes to this actor's shard in one commit."""
         from hop_data import hoi

@@ -46,44 +46,13 @@ from .actors import (
     lifting_problem,
 )
 
+from .config import GenerateConfig
 from .errors import ServiceError
 from .ray_runtime import connect, local_cpus, start_local_ray, token_auth_enabled  # noqa: F401 (public here too)
 
 from hop_data.inputs import HOI_SUFFIX, VIDEO_SUFFIXES, expand_inputs
 WAIT_S = 1.0  # ray.wait timeout: the progress bar's refresh period
 STALL_WARN_S = 60.0  # say so when nothing finished for this long (e.g. actors waiting for resources)
-
-
-@dataclass
-class GenerateConfig:
-    """One data-generation run. Defaults are the paper's where it gives them."""
-
-    inputs: list[str]  # .hoi.npz files, videos, directories, glob patterns
-    store: str  # store path or fsspec URL (created if missing)
-    manifest: str | None = None  # a text file: one input per line (relative to the file), '#' comments
-    attempts: int = 700  # per video (paper)
-    solver: str = "batched"  # or "nlopt" (the reference)
-    seed: int = 0  # run seed: attempt seeds derive from it and the source id
-    actors: int = 0  # simulator actors; 0: as many as the cluster's CPUs (GPUs) hold
-    threads: int = 1  # simulator threads per actor (= its num_cpus)
-    gpus_per_actor: float = 0.0  # a GPU fraction per actor, for a GPU simulator backend
-    max_in_flight: int = 0  # videos handed out at once; 0: one per actor
-    max_failures: int = 3  # a video whose worker dies (or errs) this many times is given up
-    writer_prefix: str = "svc"  # actor shards are <prefix>-<actor id>
-    storage_options: dict[str, Any] | None = None  # fsspec options of an object-storage store
-    address: str | None = None  # Ray cluster to join; None: RAY_ADDRESS, else an embedded local Ray
-    num_cpus: int | None = None  # embedded Ray's CPUs (default: this machine's cores)
-    lift_python: str | None = None  # the lifting environment's python (default: HOP_LIFT_PYTHON, else .venv-lift)
-    lift_runtime_env: dict[str, Any] | None = None  # a Ray runtime env for the lifting tasks (e.g. a cluster's)
-    lift_dir: str | None = None  # where lifted .hoi.npz go (default: <store>-lifted/ for local stores)
-    lift_cpus: float = 1.0  # CPUs of one lifting task
-    lift_in_flight: int = 0  # lifting tasks at once; 0: a quarter of the CPUs (at least 1)
-    lift_options: dict[str, Any] = field(default_factory=dict)  # keyword options of lift_video
-    max_actor_replacements: int = 0  # actors created anew when one cannot come back; 0: as many as actors
-    repair_orphans: bool = True  # repair shards left by writers of a dead driver (local stores)
-    progress: bool = True  # progress bar on stderr
-    messages: bool = True  # a line on stderr per restart, retry, give-up
-    log_to_driver: bool = True  # Ray forwards the workers' output here (off for --json: stdout stays JSON)
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -177,10 +146,6 @@ class Generator:
         lift_fn: Callable[[str, str, dict[str, Any]], str] | None = None,
         on_dispatch: Callable[[Slot, Work], None] | None = None,
     ):
-        if config.attempts < 1 or config.threads < 1 or config.max_failures < 1:
-            raise ServiceError("attempts, threads and max_failures must be >= 1")
-        if config.solver not in ("batched", "nlopt"):
-            raise ServiceError(f"solver must be 'batched' or 'nlopt', got {config.solver!r}")
         self.cfg = config
         self.actor_cls = actor_cls
         self.lift_fn = lift_fn
@@ -209,7 +174,6 @@ class Generator:
     def run(self) -> dict[str, Any]:
         import ray
 
-        from hop_data.retarget.engine import RetargetConfig
         from hop_data.store import TrajectoryStore
 
         cfg = self.cfg
@@ -219,7 +183,7 @@ class Generator:
             raise ServiceError("no inputs given")
         try:
             self.store = TrajectoryStore.open(
-                cfg.store, "a", num_points=RetargetConfig().scene.num_points, storage_options=cfg.storage_options
+                cfg.store, "a", num_points=cfg.retarget.scene.num_points, storage_options=cfg.storage_options
             )
         except ValueError as exc:  # StoreError is a ValueError
             raise ServiceError(str(exc)) from exc
@@ -349,8 +313,7 @@ class Generator:
         cfg = self.cfg
         handle = self._cls.remote(
             self.store.url if self.store.local_path is None else str(self.store.local_path),
-            attempts=cfg.attempts, solver=cfg.solver, threads=cfg.threads,
-            writer_prefix=cfg.writer_prefix, storage_options=cfg.storage_options,
+            cfg.retarget, threads=cfg.threads, writer_prefix=cfg.writer_prefix, storage_options=cfg.storage_options,
         )  # fmt: skip
         return Slot(index, handle)
 
@@ -579,7 +542,7 @@ class Generator:
 
     # -------------------------------------------------------------- summary
     def _summary(self, wall: float, startup: float, repaired: list[str]) -> dict[str, Any]:
-        from hop_data.cli import retarget_summary
+        from hop_data.report import retarget_summary
 
         summary = retarget_summary(self.results, self.failed, wall)
         summary["skipped_already_committed"] = self.skipped
