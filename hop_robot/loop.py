@@ -7,8 +7,8 @@
    cloud (``startup_timeout``); the first safe target is the measured pose.
    Optionally (``home``) move to ``spec.DEFAULT_POSE`` through the same
    safety filter first.
-2. **Ticks** at ``t0 + k / hz`` on the monotonic clock (absolute schedule, no
-   drift): read the joints (``robot.observe``, non-blocking) and the cloud
+2. **Ticks** at ``t0 + k / hz`` on the loop's clock (``time.monotonic``
+   unless a test injects a fake one; absolute schedule, no drift): read the joints (``robot.observe``, non-blocking) and the cloud
    (``camera.read``), append both to the history (last ``context`` = 16
    steps), hand the history to the policy **worker thread**, wait for its
    answer until ``policy_deadline`` × period after the tick, pass the answer
@@ -23,14 +23,26 @@
    A tick that starts more than a period late (the machine stalled) skips
    the lost ticks and counts them as misses.
 4. **Always** (``finally``): the robot is stopped (``emergency_stop`` after a
-   robot fault), signal handlers restored, the recording written.
+   robot fault), the policy worker told to quit, signal handlers restored,
+   the recording written. ``summary.cause`` says why it stopped (``StopCause``).
 
 ``dry_run``: everything is computed and logged, nothing is sent (use a
 read-only driver so that motion is not even enabled).
 
 Because the policy runs on its own thread, a policy that hangs cannot stall
 the loop: the loop keeps holding, the watchdog stops the robot, and Ctrl-C
-is honoured within one period.
+is honoured within one period (also during the warm-up). A policy call that
+is still running when the loop ends cannot be interrupted (TorchScript holds
+the thread): ``run`` returns without waiting for it, ``join_policy`` waits a
+bounded time, and a process that must end while the call is in flight ends
+with ``os._exit`` (``hop_robot.cli``): at normal interpreter shutdown a daemon
+thread inside TorchScript aborts the process ("terminate called without an
+active exception", SIGABRT).
+
+Signals: while ``run`` runs on the main thread it installs its own SIGINT and
+SIGTERM handlers whatever the inherited disposition (a background job or
+``nohup`` inherits SIGINT ignored: the robot must still stop on it) and
+restores the previous ones when it returns.
 """
 
 from __future__ import annotations
@@ -45,16 +57,18 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 
 import numpy as np
 
 from hop_robot.cameras.base import Camera, CameraEnded
-from hop_robot.drivers.base import Driver, RobotFault, now
+from hop_robot.drivers.base import MONOTONIC, Clock, Driver, RobotFault
 from hop_robot.embodiment import spec
 from hop_robot.record import EpisodeRecorder
 from hop_robot.safety import INTERVENTION_NAMES, Intervention, SafetyConfig, SafetyFilter, Watchdog
 
-__all__ = ["ControlLoop", "LoopConfig", "LoopError", "LoopSummary", "PolicyError", "realtime_priority", "warm_up"]
+__all__ = ["ControlLoop", "LoopConfig", "LoopError", "LoopSummary", "PolicyError", "StopCause", "realtime_priority",
+           "warm_up"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +81,21 @@ class LoopError(RuntimeError):
 
 class PolicyError(RuntimeError):
     """The policy raised (other than a refused non-finite output)."""
+
+
+class StopCause(str, Enum):
+    """Why a run ended (``LoopSummary.cause``): what a caller branches on
+    (``hop-robot run`` maps each to its exit status); ``reason`` is the text."""
+
+    DURATION = "duration"  # the planned duration was reached
+    CAMERA_ENDED = "camera_ended"  # a recorded camera stream ended
+    REQUESTED = "requested"  # request_stop() from code
+    SIGNAL = "signal"  # SIGINT or SIGTERM (LoopSummary.signal names it)
+    WATCHDOG = "watchdog"  # too many missed steps in a row
+    POLICY_ERROR = "policy_error"  # the policy raised
+    ROBOT_FAULT = "robot_fault"  # the robot reported a fault
+    STARTUP = "startup"  # could not start: no sensors, warm-up or homing failed
+    ERROR = "error"  # anything else (camera or driver error, a bug)
 
 
 @dataclass(frozen=True)
@@ -85,6 +114,8 @@ class LoopConfig:
     home_timeout: float = 30.0  # s
     switch_interval: float | None = 0.0005  # s; Python's GIL switch interval while running (None: unchanged)
     warm_up: bool = True  # call the policy on every history length on its thread before the robot is observed
+    warm_up_timeout: float = 120.0  # s for the whole warm-up
+    policy_grace: float = 1.0  # s join_policy() waits by default for a call still running at the end
 
 
 @dataclass
@@ -92,6 +123,9 @@ class LoopSummary:
     """What happened (printed at the end; ``--json``)."""
 
     reason: str = ""
+    cause: str = ""  # a StopCause value
+    signal: str | None = None  # "SIGINT" / "SIGTERM" when a signal stopped the run
+    policy_in_flight: bool = False  # a policy call was still running when the loop ended
     steps: int = 0
     duration_s: float = 0.0
     target_hz: float = 0.0
@@ -113,7 +147,7 @@ class LoopSummary:
             return " ".join(f"{k} {v:.2f}" for k, v in d.items()) if d else "-"
 
         lines = [
-            f"stopped: {self.reason}",
+            f"stopped: {self.reason}" + ("  [a policy call was still running]" if self.policy_in_flight else ""),
             f"steps {self.steps} in {self.duration_s:.2f} s: {self.achieved_hz:.3f} Hz (target {self.target_hz:g})"
             + ("  [dry run: nothing sent]" if self.dry_run else f"  commands sent {self.commands_sent}"),
             f"loop period ms     {q(self.period_ms)}",
@@ -134,10 +168,15 @@ def _stats(values_s: list[float]) -> dict:
 
 
 class _PolicyWorker:
-    """Runs the policy on its own (daemon) thread, one job at a time."""
+    """Runs the policy on its own (daemon) thread, one job at a time.
 
-    def __init__(self, policy: PolicyFn) -> None:
+    A daemon thread so that a hung call cannot keep the process alive; the
+    owner decides what happens to a call still running at the end
+    (``ControlLoop.join_policy``)."""
+
+    def __init__(self, policy: PolicyFn, clock: Clock) -> None:
         self._policy = policy
+        self._clock = clock
         self._cv = threading.Condition()
         self._job: tuple[np.ndarray, np.ndarray] | None = None
         self._busy = False
@@ -158,7 +197,13 @@ class _PolicyWorker:
         return True
 
     def wait(self, timeout: float) -> bool:
-        return self._done.wait(max(timeout, 0.0))
+        return self._clock.wait(self._done, timeout)
+
+    @property
+    def busy(self) -> bool:
+        """A job was submitted and has not returned yet."""
+        with self._cv:
+            return self._busy
 
     def take(self) -> tuple[object, float]:
         with self._cv:
@@ -166,18 +211,33 @@ class _PolicyWorker:
         return result
 
     def close(self) -> None:
+        """Ask the thread to end after its current call (does not wait: a call
+        inside TorchScript cannot be interrupted)."""
         with self._cv:
             self._quit = True
             self._cv.notify()
 
-    def call(self, function: Callable[[], None], timeout: float) -> None:
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s (real time) for the thread to end; True if it has."""
+        self._thread.join(max(timeout, 0.0))
+        return not self._thread.is_alive()
+
+    def call(self, function: Callable[[], None], timeout: float, stop: threading.Event) -> None:
         """Run ``function`` on the worker thread and wait for it (warm-up: TorchScript
-        and the thread's own pools initialise on the first calls made *on that thread*)."""
+        and the thread's own pools initialise on the first calls made *on that thread*).
+        Gives up when ``stop`` is set (Ctrl-C during a long warm-up)."""
         policy = self._policy
         self._policy = lambda *_: function()
         try:
-            if not self.submit(np.zeros(0), np.zeros(0)) or not self.wait(timeout):
-                raise LoopError(f"policy warm-up did not finish within {timeout:g} s")
+            if not self.submit(np.zeros(0), np.zeros(0)):
+                raise LoopError("the policy worker is busy")
+            deadline = self._clock.now() + timeout
+            # in slices, so that a stop request is honoured within 50 ms
+            while not self.wait(min(0.05, deadline - self._clock.now())):
+                if stop.is_set():
+                    raise LoopError("stopped during the policy warm-up")
+                if self._clock.now() >= deadline:
+                    raise LoopError(f"policy warm-up did not finish within {timeout:g} s")
             out, _ = self.take()
             if isinstance(out, BaseException):
                 raise PolicyError(f"the policy failed during warm-up: {out!r}") from out
@@ -192,12 +252,12 @@ class _PolicyWorker:
                 if self._quit:
                     return
                 job, self._job = self._job, None
-            t = now()
+            t = self._clock.now()
             try:
                 out: object = self._policy(*job)
             except BaseException as exc:  # noqa: BLE001 - handed to the loop
                 out = exc
-            latency = now() - t
+            latency = self._clock.now() - t
             with self._cv:
                 self._result, self._busy = (out, latency), False
                 self._done.set()
@@ -255,6 +315,9 @@ class ControlLoop:
         safety: safety limits.
         recorder: if given, every policy step is recorded and saved at the end.
         meta: extra fields for the recording's metadata.
+        safety_filter: a prepared filter (default: one from ``safety``).
+        clock: the loop's time (default ``MONOTONIC``; tests inject a fake
+            clock). Joint and cloud stamps must be on the same scale.
     """
 
     def __init__(
@@ -268,6 +331,7 @@ class ControlLoop:
         recorder: EpisodeRecorder | None = None,
         meta: dict | None = None,
         safety_filter: SafetyFilter | None = None,
+        clock: Clock = MONOTONIC,
     ) -> None:
         if robot.num_joints != spec.NUM_JOINTS:
             raise ValueError(f"the loop drives {spec.NUM_JOINTS} joints; {robot.name} has {robot.num_joints}")
@@ -280,8 +344,11 @@ class ControlLoop:
         self.watchdog = Watchdog(safety.max_consecutive_misses)
         self.recorder = recorder
         self.meta = dict(meta or {})
+        self.clock = clock
         self._stop = threading.Event()
+        self._stop_reason: str | None = None
         self._signal: str | None = None
+        self._worker: _PolicyWorker | None = None
         self.summary = LoopSummary(target_hz=config.hz, dry_run=config.dry_run)
         self._cloud: np.ndarray | None = None
         self._cloud_stamp = -np.inf
@@ -294,23 +361,32 @@ class ControlLoop:
         self._sent = 0
 
     # ------------------------------------------------------------ control
-    def request_stop(self, reason: str = "requested") -> None:
-        """Stop at the next tick (thread-safe; what the signal handlers call)."""
-        self._signal = self._signal or reason
+    def request_stop(self, reason: str = "requested", *, signal_name: str | None = None) -> None:
+        """Stop at the next tick (thread-safe; what the signal handlers call).
+        The first request's reason (or signal) is the one reported."""
+        if self._stop_reason is None:
+            self._stop_reason, self._signal = (signal_name or reason), signal_name
         self._stop.set()
 
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
     def run(self) -> LoopSummary:
+        """Warm up, start, run the ticks, stop the robot (module doc); the
+        summary says why it ended. Exceptions other than ``CameraEnded`` are
+        re-raised after the robot was stopped and the summary completed."""
         cfg = self.config
         previous = self._install_signals()
         switch = sys.getswitchinterval()
         if cfg.switch_interval is not None:
             sys.setswitchinterval(cfg.switch_interval)
-        worker = _PolicyWorker(self.policy)
-        reason, fault = "", False
+        worker = self._worker = _PolicyWorker(self.policy, self.clock)
+        reason, cause, fault = "", StopCause.ERROR, False
         try:
             if cfg.warm_up:
                 num_points = int(getattr(self.policy, "num_points", spec.NUM_POINTS))
-                worker.call(lambda: warm_up(self.policy, self.context, num_points), timeout=120.0)
+                worker.call(lambda: warm_up(self.policy, self.context, num_points), cfg.warm_up_timeout, self._stop)
             # Everything allocated so far (torch, the model) leaves the collector's
             # view, so that a collection during the loop is short.
             gc.collect()
@@ -318,11 +394,18 @@ class ControlLoop:
             self._startup()
             if cfg.home:
                 self._home()
-            reason = self._control(worker)
+            cause, reason = self._control(worker)
         except CameraEnded as exc:
-            reason = f"camera ended ({exc})"
+            cause, reason = StopCause.CAMERA_ENDED, f"camera ended ({exc})"
         except RobotFault as exc:
-            reason, fault = f"robot fault: {exc}", True
+            cause, reason, fault = StopCause.ROBOT_FAULT, f"robot fault: {exc}", True
+            raise
+        except PolicyError as exc:
+            cause, reason = StopCause.POLICY_ERROR, f"policy error: {exc}"
+            raise
+        except LoopError as exc:
+            cause = StopCause.SIGNAL if self._signal else StopCause.REQUESTED if self._stop.is_set() else StopCause.STARTUP
+            reason = f"{exc} ({self._stop_reason})" if self._stop.is_set() else str(exc)
             raise
         except BaseException as exc:
             reason = f"error: {exc!r}"
@@ -340,12 +423,21 @@ class ControlLoop:
                 gc.unfreeze()
                 sys.setswitchinterval(switch)
                 self._restore_signals(previous)
-                self._finish(reason)
+                self._finish(StopCause(cause), reason)
         return self.summary
+
+    def join_policy(self, timeout: float | None = None) -> bool:
+        """After ``run``: wait up to ``timeout`` s (default ``config.policy_grace``,
+        real time) for a policy call that was still running to return and the
+        worker thread to end. True when no policy thread is left; False: the
+        call is still running (it cannot be interrupted: see the module doc)."""
+        if self._worker is None:
+            return True
+        return self._worker.join(self.config.policy_grace if timeout is None else timeout)
 
     # ------------------------------------------------------------ phases
     def _startup(self) -> None:
-        cfg = self.config
+        cfg, now = self.config, self.clock.now
         deadline = now() + cfg.startup_timeout
         state = None
         while now() < deadline and not self._stop.is_set():
@@ -358,14 +450,14 @@ class ControlLoop:
                     self._cloud, self._cloud_stamp = frame.points, frame.stamp
                     self.safety.reset(state.q)
                     return
-            self._stop.wait(0.02)
+            self.clock.sleep(0.02, until=self._stop)
         if self._stop.is_set():
-            raise LoopError(f"stopped during startup ({self._signal})")
+            raise LoopError("stopped during startup")
         what = "a fresh joint state" if state is None or now() - state.stamp > cfg.max_joint_age else "an object cloud"
         raise LoopError(f"no {what} within {cfg.startup_timeout:g} s: nothing was sent")
 
     def _home(self) -> None:
-        cfg = self.config
+        cfg, now = self.config, self.clock.now
         if cfg.dry_run:
             log.warning("dry run: skipping the move to the home pose")
             return
@@ -385,22 +477,24 @@ class ControlLoop:
             self.robot.act(target)
             self._sent += 1
             k += 1
-            self._stop.wait(max(t0 + k * period - now(), 0.0))
-        raise LoopError(f"stopped while moving home ({self._signal})")
+            self.clock.sleep(t0 + k * period - now(), until=self._stop)
+        raise LoopError("stopped while moving home")
 
-    def _control(self, worker: _PolicyWorker) -> str:
-        cfg = self.config
+    def _control(self, worker: _PolicyWorker) -> tuple[StopCause, str]:
+        cfg, now = self.config, self.clock.now
         period = 1.0 / cfg.hz
         max_steps = None if cfg.duration is None else max(1, int(round(cfg.duration * cfg.hz)))
         t0 = now()
         k = 0
+        log.info("policy control started (%g Hz%s)", cfg.hz,
+                 "" if max_steps is None else f", {max_steps} steps")  # fmt: skip
         while max_steps is None or k < max_steps:
             tick = t0 + k * period
             delay = tick - now()
             if delay > 0:
-                self._stop.wait(delay)
+                self.clock.sleep(delay, until=self._stop)
             if self._stop.is_set():
-                return f"stop requested ({self._signal})"
+                return (StopCause.SIGNAL if self._signal else StopCause.REQUESTED), f"stop requested ({self._stop_reason})"
             start = now()
             late = start - tick
             if late > period:  # stalled: skip the lost ticks, count them as misses
@@ -414,16 +508,16 @@ class ControlLoop:
             if self._step(worker, tick, start, period):
                 return self._trip()
             k += 1
-        return "duration reached"
+        return StopCause.DURATION, "duration reached"
 
-    def _trip(self) -> str:
+    def _trip(self) -> tuple[StopCause, str]:
         log.error("watchdog: %d steps in a row without policy output or fresh sensors: stopping",
                   self.watchdog.consecutive)  # fmt: skip
-        return f"watchdog ({self.watchdog.consecutive} missed steps in a row)"
+        return StopCause.WATCHDOG, f"watchdog ({self.watchdog.consecutive} missed steps in a row)"
 
     def _step(self, worker: _PolicyWorker, tick: float, start: float, period: float) -> bool:
         """One tick; True when the watchdog trips."""
-        cfg = self.config
+        cfg, now = self.config, self.clock.now
         self._starts.append(start)
         state = self.robot.observe()
         joint_age = now() - state.stamp
@@ -481,9 +575,12 @@ class ControlLoop:
         return self.watchdog.update(missed)
 
     # ------------------------------------------------------------ end
-    def _finish(self, reason: str) -> None:
+    def _finish(self, cause: StopCause, reason: str) -> None:
         s = self.summary
-        s.reason = reason or (f"stop requested ({self._signal})" if self._signal else "not started")
+        s.cause, s.reason, s.signal = cause.value, reason or "not started", self._signal
+        s.policy_in_flight = self._worker is not None and self._worker.busy
+        if s.policy_in_flight:
+            log.warning("the loop ended while a policy call was still running")
         s.steps = len(self._starts)
         starts = np.asarray(self._starts)
         if len(starts) >= 2:
@@ -504,13 +601,19 @@ class ControlLoop:
 
     # ------------------------------------------------------------ signals
     def _install_signals(self) -> dict:
+        """Our handlers for SIGINT and SIGTERM, whatever was there before (also
+        SIG_IGN, inherited by background jobs); returns what to restore."""
         if threading.current_thread() is not threading.main_thread():
             return {}
         previous = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.getsignal(sig)
-            signal.signal(sig, lambda signum, frame: self.request_stop(signal.Signals(signum).name))
+            signal.signal(sig, self._on_signal)
         return previous
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        self.request_stop(name, signal_name=name)
 
     @staticmethod
     def _restore_signals(previous: dict) -> None:

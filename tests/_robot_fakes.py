@@ -1,27 +1,151 @@
-"""Test doubles for the robot side: an in-memory robot, a camera, policies, and a
-recording double of ``xarm.wrapper.XArmAPI`` (same method names and signatures
-as xarm-python-sdk 1.18)."""
+"""Test doubles for the robot side: a fake clock, an in-memory robot, a camera,
+policies, and a recording double of ``xarm.wrapper.XArmAPI`` (same method names
+and signatures as xarm-python-sdk 1.18)."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from hop_robot.cameras.base import Camera, CloudFrame
-from hop_robot.drivers.base import Driver, JointState
+from hop_robot.drivers.base import MONOTONIC, Clock, Driver, JointState
 from hop_robot.embodiment import spec
 
 CLOUD = (np.random.default_rng(0).normal(0.0, 0.02, (spec.NUM_POINTS, 3)) + [0.5, -0.1, 0.05]).astype(np.float32)
 
 
+class FakeClock:
+    """Virtual time (a ``hop_robot.drivers.base.Clock``): timing logic tested
+    without the wall clock, so the same result on an idle laptop or a loaded CI.
+
+    The thread that creates the clock drives time:
+
+    - its ``sleep`` jumps ahead at once; other threads' sleeps that fall due on
+      the way are woken in order, and each runs (in real time) until it sleeps
+      on the clock again before time goes on;
+    - its ``wait(event, timeout)`` waits in real time for the thread that will
+      set ``event`` (it is computing), unless that thread is asleep on this
+      clock past the deadline: then the deadline passes at once (a policy that
+      "takes" 0.3 s answers too late every time);
+    - ``jump(s)`` moves time without waking anyone on the way (a stall of the
+      whole machine).
+
+    Other threads' ``sleep``/``wait`` block until the driver's time reaches
+    their wake-up time, ``until`` is set, or ``close()``. A thread woken by the
+    driver's ``sleep`` must sleep on the clock again or end (a policy thread
+    that answers and goes idle is only supported inside the driver's
+    ``wait`` for its answer); otherwise the driver fails after ``patience``
+    real seconds instead of hanging.
+    """
+
+    def __init__(self, start: float = 1000.0, *, patience: float = 30.0) -> None:
+        self._t = float(start)
+        self._cv = threading.Condition()
+        self._sleepers: dict[threading.Thread, float] = {}
+        self._running: set[threading.Thread] = set()  # woken by the driver, not asleep again yet
+        self._driver = threading.current_thread()
+        self._closed = False
+        self.patience = patience
+
+    def now(self) -> float:
+        with self._cv:
+            return self._t
+
+    def jump(self, seconds: float) -> None:
+        with self._cv:
+            self._t += seconds
+
+    def close(self) -> None:
+        """Release every sleeping thread (end of a test)."""
+        with self._cv:
+            self._closed = True
+            self._sleepers.clear()
+            self._cv.notify_all()
+
+    def sleep(self, seconds: float, until: threading.Event | None = None) -> bool:
+        if threading.current_thread() is not self._driver:
+            return self._block(seconds, until)
+        with self._cv:
+            end = self._t + max(seconds, 0.0)
+            while not (until is not None and until.is_set()):
+                self._settle()
+                due = [thread for thread, wake in self._sleepers.items() if wake <= end]
+                if not due:
+                    self._t = max(self._t, end)
+                    break
+                self._wake(min(due, key=self._sleepers.__getitem__))
+            return until is not None and until.is_set()
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        if threading.current_thread() is not self._driver:
+            return self._block(timeout, event)
+        with self._cv:
+            end = self._t + max(timeout, 0.0)
+        give_up = time.monotonic() + self.patience
+        while not event.is_set():
+            with self._cv:
+                self._settle(event)
+                if event.is_set():
+                    break
+                if self._sleepers:
+                    thread, wake = min(self._sleepers.items(), key=lambda item: item[1])
+                    if wake > end:  # the worker sleeps past the deadline: it passes now
+                        self._t = max(self._t, end)
+                        return False
+                    self._wake(thread)
+                    continue
+            # nobody asleep: the other thread is computing in real time
+            if event.wait(0.002):
+                break
+            if time.monotonic() > give_up:
+                raise AssertionError(f"FakeClock.wait: nothing set the event within {self.patience} s (real)")
+        with self._cv:
+            self._running.clear()  # whoever was woken for this wait has delivered
+        return True
+
+    # ---------------------------------------------------------------- internals
+    def _wake(self, thread: threading.Thread) -> None:
+        self._t = max(self._t, self._sleepers.pop(thread))
+        self._running.add(thread)
+        self._cv.notify_all()
+
+    def _settle(self, event: threading.Event | None = None) -> None:
+        """(lock held) Until every woken thread sleeps again or has ended."""
+        give_up = time.monotonic() + self.patience
+        while True:
+            self._running = {t for t in self._running if t.is_alive()}
+            if not self._running or (event is not None and event.is_set()):
+                return
+            if time.monotonic() > give_up:
+                names = [t.name for t in self._running]
+                raise AssertionError(f"FakeClock: {names} woke and neither slept again nor ended within {self.patience} s")
+            self._cv.wait(0.005)  # a thread that ends does not notify
+
+    def _block(self, seconds: float, until: threading.Event | None) -> bool:
+        me = threading.current_thread()
+        with self._cv:
+            self._running.discard(me)
+            if not self._closed:
+                self._sleepers[me] = self._t + max(seconds, 0.0)
+                self._cv.notify_all()
+            while me in self._sleepers and not (until is not None and until.is_set()):
+                self._cv.wait(0.005 if until is not None else None)  # another thread's event does not notify
+            if self._sleepers.pop(me, None) is not None:
+                self._cv.notify_all()
+        return until is not None and until.is_set()
+
+
 class FakeRobot(Driver):
-    """23 joints that follow their targets instantly; records every call."""
+    """23 joints that follow their targets instantly; records every call.
+    Stamps come from ``clock`` (the loop's, for fake-clock tests)."""
 
     name = "fake"
 
-    def __init__(self, q0=spec.DEFAULT_POSE, *, read_only=False, num_joints=spec.NUM_JOINTS, lower=None, upper=None):
+    def __init__(self, q0=spec.DEFAULT_POSE, *, read_only=False, num_joints=spec.NUM_JOINTS, lower=None, upper=None,
+                 clock: Clock = MONOTONIC):  # fmt: skip
         lower = spec.JOINT_LOWER if lower is None else lower
         upper = spec.JOINT_UPPER if upper is None else upper
         super().__init__(lower[:num_joints], upper[:num_joints], read_only=read_only)
@@ -29,14 +153,15 @@ class FakeRobot(Driver):
         self.acts: list[np.ndarray] = []
         self.events: list[str] = []
         self.stale_after: float | None = None  # stamps stop advancing after this many seconds
+        self.clock = clock
         self._t0 = None
 
     def _connect(self):
         self.events.append("connect")
-        self._t0 = time.monotonic()
+        self._t0 = self.clock.now()
 
     def _observe(self):
-        t = time.monotonic()
+        t = self.clock.now()
         if self.stale_after is not None and t - self._t0 > self.stale_after:
             t = self._t0 + self.stale_after
         return JointState(self.q.copy(), t)
@@ -57,34 +182,42 @@ class FakeRobot(Driver):
 
 
 class FakeCamera(Camera):
-    """The same cloud every read, stamped now; ``fail_after`` reads then None or an exception."""
+    """The same cloud every read, stamped now; ``fail_after`` reads then None or an exception.
+    ``on_read = {n: function}`` calls ``function()`` during the n-th read (1-based): an
+    event at a known point of a run (a signal, a stall), not at a time."""
 
-    def __init__(self, cloud=CLOUD, *, fail_after=None, failure=None):
+    def __init__(self, cloud=CLOUD, *, fail_after=None, failure=None, clock: Clock = MONOTONIC,
+                 on_read: dict[int, Callable[[], None]] | None = None):  # fmt: skip
         self.cloud, self.reads = cloud, 0
         self.fail_after, self.failure = fail_after, failure
+        self.clock, self.on_read = clock, dict(on_read or {})
 
     def read(self, q=None):
         self.reads += 1
+        if self.reads in self.on_read:
+            self.on_read[self.reads]()
         if self.fail_after is not None and self.reads > self.fail_after:
             if self.failure is not None:
                 raise self.failure
             return None
-        return CloudFrame(self.cloud.copy(), time.monotonic())
+        return CloudFrame(self.cloud.copy(), self.clock.now())
 
 
 class ConstPolicy:
-    """Always the same target (and records the history lengths it saw)."""
+    """Always the same target (and records the history lengths it saw); each call
+    takes ``delay`` s on ``clock``."""
 
     context = spec.CONTEXT
 
-    def __init__(self, target=spec.DEFAULT_POSE, delay=0.0):
+    def __init__(self, target=spec.DEFAULT_POSE, delay=0.0, clock: Clock = MONOTONIC):
         self.target, self.delay, self.lengths = np.asarray(target, dtype=np.float64), delay, []
+        self.clock = clock
 
     def __call__(self, proprio, points):
         if proprio.size:  # warm-up calls have real shapes too
             self.lengths.append(len(proprio))
         if self.delay:
-            time.sleep(self.delay)
+            self.clock.sleep(self.delay)
         return self.target.copy()
 
 
