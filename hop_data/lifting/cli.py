@@ -17,17 +17,12 @@ from typing import Callable
 
 
 def cmd_lift(args: argparse.Namespace) -> int:
-    from hop_data.options import OptionError, from_args
+    from hop_data.options import from_args
 
     from . import api
     from .options import LiftJob
 
-    try:
-        job = from_args(LiftJob, args)
-        job.options.validated()
-    except (OptionError, ValueError) as e:
-        print(f"hop-data lift: error: {e}", file=sys.stderr)
-        return 2
+    job = from_args(LiftJob, args)  # OptionError: hop-data's usage error (status 2)
     if api.lifting_available():
         from .batch import lift_batch
 

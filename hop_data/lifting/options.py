@@ -72,6 +72,9 @@ class LiftJob:
     options: LiftOptions = nested(LiftOptions)
     results: str | None = option(None, "append one JSON line per video to this file")
 
+    def __post_init__(self) -> None:
+        self.options.validated()
+
 
 def add_lift_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``hop-data lift`` and of the worker (the same)."""

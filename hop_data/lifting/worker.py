@@ -33,8 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         job = from_args(LiftJob, args)
-        job.options.validated()
-    except (OptionError, ValueError) as e:
+    except OptionError as e:
         print(f"hop-data lift: error: {e}", file=sys.stderr)
         return 2
     return lift_batch(job, quiet=args.quiet, as_json=args.json)
