@@ -5,6 +5,8 @@
     hop-train test | predict ...                            # held-out sources
     hop-train fit --config configs/pretrain.yaml --print_config
     hop-train export CKPT --out policy.pt                   # TorchScript for the robot (torch only)
+    hop-train evaluate --task GraspLift-v0 --policy policy.pt  # success over 256 simulated envs
+    hop-train demos --task GraspLift-v0 --episodes 50 --store demos.zarr  # expert demonstrations
 
 ``fit``/``validate``/``test``/``predict`` are LightningCLI's, over
 ``hop_train.pretrain.HopPretrainModule`` (section ``model``) and
@@ -21,7 +23,10 @@ from typing import Optional, Sequence
 
 __all__ = ["main"]
 
-_EXPORT_HELP = "export CKPT --out FILE: write the TorchScript policy of a checkpoint (hop-train export -h)"
+_EXPORT_HELP = (
+    "export CKPT --out FILE: write the TorchScript policy of a checkpoint (hop-train export -h); "
+    "evaluate: a policy on a task (hop-train evaluate -h); demos: expert demonstrations into a store (hop-train demos -h)"
+)
 
 
 def _export_main(argv: Sequence[str]) -> int:
@@ -79,6 +84,10 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if args is None else args)
     if argv and argv[0] == "export":
         return _export_main(argv[1:])
+    if argv and argv[0] in ("evaluate", "demos"):
+        from hop_train.task_cli import demos_main, evaluate_main
+
+        return (evaluate_main if argv[0] == "evaluate" else demos_main)(argv[1:])
     from hop_data.store import StoreError
     from hop_train.dataset import DatasetError
 

@@ -16,6 +16,7 @@ every substep.
 from __future__ import annotations
 
 import os
+import time
 from typing import Sequence
 
 import mujoco
@@ -94,6 +95,7 @@ class MujocoSimulator:
         self._hand_contact = np.zeros(self.num_scenes, dtype=bool)
         self._object_pose = np.tile([0.0, 0.0, PARKED_Z, 1.0, 0.0, 0.0, 0.0], (self.num_scenes, 1))
         self._expanded: dict[str, np.ndarray] = {}
+        self.physics_seconds = 0.0  # wall time spent inside MuJoCo's step calls (benchmarks)
 
     @classmethod
     def from_points(
@@ -166,7 +168,9 @@ class MujocoSimulator:
             stage = mujoco.mjtStage.mjSTAGE_POS if substep == substeps - 1 else mujoco.mjtStage.mjSTAGE_NONE
             for g in self._groups:
                 g.ctrl[:, act] = ctrl[g.rows]
+                t0 = time.perf_counter()
                 g.batch.step(nstep=1, stage=stage)
+                self.physics_seconds += time.perf_counter() - t0
             self._read_contacts()
         return self._observe()
 

@@ -314,14 +314,14 @@ class TaskVectorEnv(VectorEnv):
     def _apply_perturbation(self) -> None:
         """A force of the object's weight in a random direction, re-drawn every
         ``perturb_every`` steps, applied while the object is off the table (held)."""
-        obs = self._obs
         redraw = (self.steps % self.config.perturb_every) == 0
         for i in np.flatnonzero(redraw):
             v = self._rngs[i].normal(size=3)
             self._force[i] = v / np.linalg.norm(v) * self.masses[i] * 9.81
-        held = obs.object_pose[:, 2] > self.rest_height + 0.03
-        xfrc = self.sim.bind("xfrc_applied")
+        held = self.sim.qpos[:, self.index.object_qpos + 2] > self.rest_height + 0.03
+        xfrc = self.sim.read("xfrc_applied")
         xfrc[:, self.index.object_body, :3] = np.where(held[:, None], self._force, 0.0)
+        self.sim.write("xfrc_applied", xfrc)
 
 
 class TaskEnv(gym.Env):
