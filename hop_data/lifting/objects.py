@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hop_robot.shapes import ObjectShape, surface_points
+
 from hop_robot.geometry import matrix_to_quat
 
 from .hands import HandBackendUnavailable
@@ -121,26 +123,14 @@ def contact_from_grip(joints: np.ndarray, fps: float) -> np.ndarray:
 
 def primitive_points(shape: str, diameter: float, height: float, count: int = NUM_OBJECT_POINTS) -> np.ndarray:
     """(count, 3) surface points of a primitive centred at the origin,
-    deterministic. ``cylinder``: axis along y, caps included (by area);
-    ``box``: a cube of side ``diameter``."""
-    rng = np.random.default_rng(0)
+    deterministic (``hop_robot.shapes``). ``cylinder``: axis along y (the
+    camera's down), caps included (by area); ``box``: a cube of side ``diameter``."""
     if shape == "cylinder":
-        r, h = diameter / 2.0, height
-        side_area, cap_area = 2 * np.pi * r * h, np.pi * r * r
-        n_side = int(round(count * side_area / (side_area + 2 * cap_area)))
-        n_cap = count - n_side
-        a = rng.uniform(0, 2 * np.pi, n_side)
-        side = np.stack([r * np.cos(a), rng.uniform(-h / 2, h / 2, n_side), r * np.sin(a)], axis=1)
-        rho = r * np.sqrt(rng.uniform(0, 1, n_cap))
-        b = rng.uniform(0, 2 * np.pi, n_cap)
-        ys = np.where(np.arange(n_cap) % 2 == 0, h / 2, -h / 2)
-        caps = np.stack([rho * np.cos(b), ys, rho * np.sin(b)], axis=1)
-        return np.concatenate([side, caps]).astype(np.float32)
+        r = diameter / 2.0
+        pts = surface_points(ObjectShape("cylinder", np.array([r, r, height / 2.0])), count)
+        return pts[:, [0, 2, 1]].astype(np.float32)  # z axis -> y axis
     if shape == "box":
-        p = rng.uniform(-1, 1, (count, 3))
-        axis = np.arange(count) % 3
-        p[np.arange(count), axis] = np.where(rng.uniform(size=count) < 0.5, -1.0, 1.0)
-        return (p * diameter / 2).astype(np.float32)
+        return surface_points(ObjectShape("box", np.full(3, diameter / 2.0)), count).astype(np.float32)
     raise ValueError(f"unknown proxy shape {shape!r}; choose 'cylinder' or 'box'")
 
 

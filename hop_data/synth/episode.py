@@ -15,7 +15,7 @@ from hop_robot.geometry import matrix_to_quat, quat_to_matrix, yaw_quat
 
 from . import capture, grasp, motion
 from .hand import Person
-from .objects import SHAPE_PROBABILITIES, SHAPES, ObjectShape
+from .objects import SHAPE_PROBABILITIES, SHAPES, ObjectShape, sample_shape
 
 NUM_OBJECT_POINTS = 512
 FPS_CHOICES = (24.0, 30.0, 60.0)
@@ -75,7 +75,7 @@ def make_episode(
     drawn. The source id is ``synth/<seed>/<index:04d>``. The steps draw from
     ``rng`` in this order; changing it changes every video."""
     fps, left, kind = _choices(rng, hand_side, shape)
-    obj = ObjectShape.sample(rng, kind)
+    obj = sample_shape(rng, kind)
     person = Person.sample(rng)
     g = grasp.plan(rng, obj, person)
     tl = motion.timeline(rng, fps)

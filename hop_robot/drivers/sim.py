@@ -27,7 +27,7 @@ from hop_robot.embodiment import spec
 from hop_robot.geometry import transform_points, yaw_quat
 from hop_robot.sim import SceneConfig, make_simulator
 from hop_robot.sim.scene import add_lookat_camera, build_scene
-from hop_robot.sim.shapes import ObjectShape, surface_points
+from hop_robot.shapes import ObjectShape, surface_points
 
 from .base import Driver, JointState, now
 

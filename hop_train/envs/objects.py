@@ -3,7 +3,7 @@
 
 Dimensions and masses are the YCB object set's published values (Calli et
 al., "The YCB object and model set", 2015, Table 1); the shapes are
-``hop_robot.sim.shapes`` primitives of those sizes, so nothing is
+``hop_robot.shapes`` primitives of those sizes, so nothing is
 downloaded. A scene's collision shape is the convex hull of the surface
 points (a bowl collides as its hull, a mug with its handle filled in).
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hop_robot.sim.shapes import ObjectShape, surface_points
+from hop_robot.shapes import ObjectShape, surface_points
 
 __all__ = ["HELDOUT_OBJECTS", "OBJECT_SETS", "TRAIN_OBJECTS", "TaskObject", "object_set"]
 
