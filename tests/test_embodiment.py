@@ -262,3 +262,14 @@ def test_cli_describe_table_and_bad_model(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "thumb_distal" in text and "kp_palm" in text
     assert main(["describe", "--model", str(tmp_path / "absent.xml")]) == 2
+
+
+def test_model_file_holds_no_copy_of_the_spec_facts():
+    """Limits, gains, force limits and rates live in spec.py alone: the MJCF
+    carries none, so load_spec is the only way they reach a simulation."""
+    raw = mujoco.MjSpec.from_file(str(S.model_path())).compile()
+    for name in S.JOINT_NAMES:
+        assert not raw.jnt_limited[raw.joint(name).id], f"{name} has a range in model.xml"
+    assert np.all(raw.actuator_gainprm[:, 0] == 1.0), "model.xml sets actuator gains"
+    assert not np.any(raw.actuator_forcelimited), "model.xml sets force limits"
+    assert raw.opt.timestep == pytest.approx(0.002)  # MuJoCo's default: the rate is spec.SIM_HZ's
