@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import types
 import typing
@@ -107,7 +108,11 @@ def add_options(parser: argparse.ArgumentParser | Any, cls: type) -> None:
             kw["required"] = True
         else:
             kw["default"] = default
-        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, **kw)
+        parser.add_argument(_flag(f.name), dest=f.name, **kw)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def from_args(cls: type[T], args: argparse.Namespace, **overrides: Any) -> T:
@@ -125,8 +130,8 @@ def from_args(cls: type[T], args: argparse.Namespace, **overrides: Any) -> T:
         raise OptionError(str(exc)) from None
 
 
-def to_argv(config: Any, always: tuple[str, ...] = ()) -> list[str]:
-    """The options that give ``config`` back (those that differ from the defaults, and ``always``),
+def to_argv(config: Any) -> list[str]:
+    """The options that give ``config`` back (those that differ from the defaults),
     e.g. to run a worker process with the same settings."""
     argv: list[str] = []
     for f, meta in _cli_fields(type(config)):
@@ -134,22 +139,21 @@ def to_argv(config: Any, always: tuple[str, ...] = ()) -> list[str]:
         if meta.get("nested"):
             argv += to_argv(value)
             continue
-        if meta["positional"] or value is None or (f.name not in always and value == _default(f)):
+        if meta["positional"] or value is None or value == _default(f):
             continue
-        flag = "--" + f.name.replace("_", "-")
         if value is True:
-            argv.append(flag)
+            argv.append(_flag(f.name))
         elif isinstance(value, list):
-            argv += [flag, *map(str, value)]
+            argv += [_flag(f.name), *map(str, value)]
+        elif isinstance(value, dict):
+            argv += [_flag(f.name), json.dumps(value)]
         elif value is not False:
-            argv += [flag, str(value)]
+            argv += [_flag(f.name), str(value)]
     return argv
 
 
 def parse_json(text: str) -> Any:
     """An option's JSON text (argparse names the option and ``JSON`` when it does not parse)."""
-    import json
-
     return json.loads(text)
 
 

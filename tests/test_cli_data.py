@@ -86,6 +86,7 @@ def test_options_and_defaults_come_from_the_configs():
     assert (config.inputs, config.seed, config.max_failures, config.writer_prefix) == (["a", "b"], 3, 2, "p")
     assert config.storage_options == {"anon": True} and config.lift_runtime_env == {"pip": ["x"]}
     assert not config.progress and args.json
+    assert from_args(GenerateConfig, parser.parse_args(["generate", "a", "b", *to_argv(config)]), progress=False) == config
     # the lifting worker gets back exactly the options that differ from the defaults
     options = LiftOptions(intrinsics="900,900,640,360", side="left", max_frames=12)
     assert to_argv(options) == ["--intrinsics", "900,900,640,360", "--side", "left", "--max-frames", "12"]
