@@ -2,7 +2,8 @@
 
 ``driver`` runs a job: inputs -> lifting tasks (their own environment) ->
 simulator actors (one per simulator, one store shard each) -> the store;
-``actors`` holds the actor and the lifting task; ``cli`` the ``hop-data
-generate`` / ``python -m hop_data.service`` command. See docs/service.md.
+``actors`` holds the actor and the lifting task; ``config`` every option of a
+run (``GenerateConfig``); ``cli`` the ``hop-data generate`` / ``python -m
+hop_data.service`` command, built from it. See docs/service.md.
 Nothing is imported here, so that ``hop-data --help`` stays instant.
 """
