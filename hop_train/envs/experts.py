@@ -1,0 +1,335 @@
+"""Privileged-state scripted experts, one per task: proof that each task is solvable.
+
+An expert reads what a policy may not (object pose, its cloud, the goal, the
+drawer's opening) and plans every env of a batched task env at once, with
+its own per-env phase:
+
+- ``GraspLiftExpert``: palm down above the object (fingers along the
+  object's narrowest horizontal axis, thumb rotated into opposition and
+  held open), descend until the palm is just above the object's top, close
+  the fingers and the thumb against each other, lift to the goal and hold.
+- ``GraspThrowExpert``: the same grasp, then carry above the basket, open
+  the hand and let the object drop in.
+- ``OpenCabinetExpert``: palm down above the handle, fingers stretched over
+  the bar, curl them behind it (a hook), pull the drawer straight out.
+
+Arm motions are Cartesian: the commanded palm pose moves toward its phase's
+target at a bounded speed and is turned into arm joint targets by a batched
+damped-least-squares IK (``PalmIK``) on sites rigid with the palm
+(``hop_robot.kinematics``). Hand joints are commanded directly.
+
+``expert(env, obs) -> actions (N, 23)`` in [-1, 1]; envs whose ``env.steps``
+is 0 (first step, or just auto-reset) restart at the first phase.
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+
+from hop_robot.embodiment import spec
+from hop_robot.kinematics import RobotKinematics
+
+__all__ = ["GraspLiftExpert", "GraspThrowExpert", "OpenCabinetExpert", "PalmIK", "make_expert"]
+
+# Sites fixed in the palm frame whatever the hand joints (the finger bases lie
+# on the base joints' axes): four of them fix the palm's position and orientation.
+FRAME_SITES = ("kp_palm", "kp_index_base", "kp_middle_base", "kp_ring_base")
+DT = 1.0 / spec.CONTROL_HZ
+
+# Hand joint indices (into the 23), per finger: base, proximal, medial, distal.
+INDEX, MIDDLE, RING, THUMB = (np.arange(4) + 7 + 4 * k for k in range(4))
+FINGERS3 = np.concatenate([INDEX, MIDDLE, RING])
+
+
+def _unwrap(env):
+    return getattr(env, "unwrapped", env)
+
+
+def frame(x_axis: np.ndarray, z_axis: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rotations with columns (x, y = z × x, z), z orthogonalised against x."""
+    x = x_axis / np.linalg.norm(x_axis, axis=-1, keepdims=True)
+    z = z_axis - np.sum(z_axis * x, -1, keepdims=True) * x
+    z = z / np.linalg.norm(z, axis=-1, keepdims=True)
+    y = np.cross(z, x)
+    return np.stack([x, y, z], axis=-1)
+
+
+class PalmIK:
+    """Batched IK of the arm for a palm pose (rotation R (N, 3, 3): columns are
+    the palm frame's axes, x the palmar normal, y toward the index, z along the
+    fingers; origin p (N, 3) on the finger-joint plane, as the MJCF's ``palm`` body).
+
+    Damped least squares on the four ``FRAME_SITES`` (12 residuals, 7 arm joints),
+    warm-started from the previous solution.
+    """
+
+    def __init__(self, model: mujoco.MjModel, damping: float = 0.02, iterations: int = 8):
+        self.kin = RobotKinematics(model, sites=FRAME_SITES)
+        self.damping, self.iterations = float(damping), int(iterations)
+        data = mujoco.MjData(model)
+        mujoco.mj_kinematics(model, data)
+        body = model.body("palm").id
+        rot, pos = data.xmat[body].reshape(3, 3), data.xpos[body]
+        self.local = np.stack([rot.T @ (data.site_xpos[model.site(s).id] - pos) for s in FRAME_SITES])  # (4, 3)
+
+    def palm_pose(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(R (N, 3, 3), p (N, 3)) of the palm for joint angles q (N, 23)."""
+        x = self.kin.sites(q)
+        z = x[:, 2] - x[:, 0]
+        y = x[:, 1] - x[:, 3]
+        r = frame(np.cross(y, z), z)
+        p = x[:, 2] - r @ self.local[2]
+        return r, p
+
+    def solve(self, q_arm: np.ndarray, rot: np.ndarray, pos: np.ndarray, iterations: int | None = None) -> np.ndarray:
+        """Arm joints (N, 7) placing the palm at (rot, pos), from q_arm (N, 7)."""
+        n = q_arm.shape[0]
+        target = pos[:, None] + np.einsum("nij,sj->nsi", rot, self.local)  # (N, 4, 3)
+        q = np.zeros((n, spec.NUM_JOINTS))
+        q[:, spec.ARM] = q_arm
+        lam2 = self.damping**2 * np.eye(7)
+        for _ in range(iterations or self.iterations):
+            x, jac = self.kin.sites_and_jacobians(q)
+            e = (target - x).reshape(n, -1, 1)
+            j = jac[..., spec.ARM].reshape(n, -1, 7)
+            jt = j.transpose(0, 2, 1)
+            dq = np.linalg.solve(jt @ j + lam2, jt @ e)[..., 0]
+            dq *= np.minimum(1.0, 0.3 / np.maximum(np.abs(dq).max(1, keepdims=True), 1e-9))
+            q[:, spec.ARM] = np.clip(q[:, spec.ARM] + dq, spec.JOINT_LOWER[spec.ARM], spec.JOINT_UPPER[spec.ARM])
+        return q[:, spec.ARM]
+
+
+class _Expert:
+    """Per-env phase machine shared by the experts: Cartesian palm motion + IK."""
+
+    speed = 0.30  # m/s, the commanded palm's top speed
+    turn = 1.5  # rad/s, the commanded palm's top rotation speed
+    max_joint_step = 0.9 * spec.ARM_MAX_VELOCITY / spec.CONTROL_HZ  # rad per control step
+
+    def reset(self, env) -> None:
+        env = _unwrap(env)
+        n = env.num_envs
+        self.ik = PalmIK(env.sim.model)
+        self.n = n
+        self.phase = np.zeros(n, dtype=np.int64)
+        self.t = np.zeros(n, dtype=np.int64)  # steps in the current phase
+        self.q = np.zeros((n, spec.NUM_JOINTS))  # commanded joints
+        self.rot = np.tile(np.eye(3), (n, 1, 1))  # commanded palm pose
+        self.pos = np.zeros((n, 3))
+        self._fresh = np.ones(n, dtype=bool)
+
+    def _restart(self, env, ids: np.ndarray, obs) -> None:
+        q = obs.qpos[ids]
+        self.q[ids] = q
+        r, p = self.ik.palm_pose(q)
+        self.rot[ids], self.pos[ids] = r, p
+        self.phase[ids] = 0
+        self.t[ids] = 0
+        self._plan(env, ids, obs)
+
+    def _plan(self, env, ids: np.ndarray, obs) -> None:
+        """Per-episode decisions for envs ``ids`` (grasp yaw, ...)."""
+
+    def _targets(self, env, obs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(palm rotation (N, 3, 3), palm position (N, 3), hand joints (N, 16)) targets; advances phases."""
+        raise NotImplementedError
+
+    def __call__(self, env, obs=None) -> np.ndarray:
+        env = _unwrap(env)
+        if getattr(self, "n", None) != env.num_envs:
+            self.reset(env)
+        sim_obs = env._obs
+        restart = (env.steps == 0) | self._fresh
+        if np.any(restart):
+            self._restart(env, np.flatnonzero(restart), sim_obs)
+            self._fresh[:] = False
+        rot_goal, pos_goal, hand = self._targets(env, sim_obs)
+        self._move(rot_goal, pos_goal)
+        arm = self.ik.solve(self.q[:, spec.ARM], self.rot, self.pos)
+        # no faster than the arm's targets may move: the commanded pose is then where the arm will be
+        step = arm - self.q[:, spec.ARM]
+        scale = np.minimum(1.0, self.max_joint_step / np.maximum(np.abs(step).max(1, keepdims=True), 1e-9))
+        self.q[:, spec.ARM] += step * scale
+        slow = scale[:, 0] < 1.0
+        if np.any(slow):
+            q = self.q.copy()
+            q[:, spec.HAND] = 0.0
+            r, p = self.ik.palm_pose(q[slow])
+            self.rot[slow], self.pos[slow] = r, p
+        self.q[:, spec.HAND] = hand
+        self.t += 1
+        return spec.SCALER.scale(spec.clip_to_limits(self.q)).astype(np.float32)
+
+    def _move(self, rot_goal: np.ndarray, pos_goal: np.ndarray) -> None:
+        """Advance the commanded palm pose toward the goal at bounded speeds."""
+        d = pos_goal - self.pos
+        dist = np.linalg.norm(d, axis=1, keepdims=True)
+        self.pos = self.pos + d * np.minimum(1.0, self.speed * DT / np.maximum(dist, 1e-9))
+        rel = np.einsum("nji,njk->nik", self.rot, rot_goal)  # rot^T rot_goal
+        angle = np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1))
+        frac = np.minimum(1.0, self.turn * DT / np.maximum(angle, 1e-9))
+        self.rot = np.einsum("nij,njk->nik", self.rot, _rotation_power(rel, frac))
+
+    def _advance(self, mask: np.ndarray, to: int | None = None) -> None:
+        self.phase = np.where(mask, self.phase + 1 if to is None else to, self.phase)
+        self.t = np.where(mask, 0, self.t)
+
+    def _turned(self, rot_goal: np.ndarray, tol: float = 0.05) -> np.ndarray:
+        rel = np.einsum("nji,njk->nik", self.rot, rot_goal)
+        return np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1)) < tol
+
+    def _reached(self, pos_goal: np.ndarray, tol: float = 0.005) -> np.ndarray:
+        return np.linalg.norm(self.pos - pos_goal, axis=1) < tol
+
+
+def _rotation_power(rel: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """rel^frac for rotations (N, 3, 3), fractions (N,): axis-angle scaled."""
+    angle = np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1))
+    axis = np.stack([rel[:, 2, 1] - rel[:, 1, 2], rel[:, 0, 2] - rel[:, 2, 0], rel[:, 1, 0] - rel[:, 0, 1]], -1)
+    norm = np.linalg.norm(axis, axis=1, keepdims=True)
+    small = norm[:, 0] < 1e-9
+    axis = np.where(small[:, None], [1.0, 0.0, 0.0], axis / np.maximum(norm, 1e-12))
+    a = angle * frac
+    k = np.zeros((len(a), 3, 3))
+    k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+    k = k - k.transpose(0, 2, 1)
+    s, c = np.sin(a)[:, None, None], np.cos(a)[:, None, None]
+    out = np.eye(3) + s * k + (1 - c) * (k @ k)
+    return np.where(small[:, None, None], np.eye(3), out)
+
+
+# ---------------------------------------------------------------- grasping
+# Hand shapes (16 hand joints, radians): index, middle, ring (base, proximal, medial, distal), thumb.
+def _hand(fingers: tuple[float, float, float, float], thumb: tuple[float, float, float, float]) -> np.ndarray:
+    return np.array(list(fingers) * 3 + list(thumb))
+
+
+# Open: fingers straight, the thumb rotated into opposition and stretched (it points
+# along the palm's normal, beside the object). Closed: every joint past contact.
+SIDE_OPEN = _hand((0.0, 0.0, 0.0, 0.0), (0.263, 0.0, 0.0, 0.0))
+SIDE_CLOSED = _hand((0.0, 1.6, 1.7, 1.6), (1.396, 1.1, 1.6, 1.7))
+TOP_OPEN = _hand((0.0, 0.0, 0.0, 0.0), (0.8, 0.0, 0.0, 0.0))
+TOP_CLOSED = _hand((0.0, 1.4, 1.4, 1.2), (1.396, 0.9, 1.3, 1.2))
+FLAT_OBJECT = 0.06  # m: objects lower than this are grasped from above, others from the side
+
+
+class GraspLiftExpert(_Expert):
+    """Grasp (from the side, or from above for flat objects), lift to the goal (module doc).
+
+    Side grasp: the palm faces the object horizontally (its normal along the
+    object's narrowest horizontal axis, or straight out from the robot for a
+    round object), fingers pointing to the right of the approach, thumb up
+    and rotated into opposition; the hand comes in level, the palm stops just
+    off the object, fingers wrap around its far side and the thumb its near side.
+    """
+
+    UP, REACH, LOWER, FORWARD, CLOSE, LIFT = range(6)
+    safe_height = 0.33  # m, the palm's height while turning to the grasp orientation
+    back = 0.10  # m, pre-grasp distance behind the grasp pose (side) / above it (top)
+    grip_z = 0.045  # m, palm-frame z (along the fingers) of the object's axis at the grasp
+    gap = 0.01  # m between the palm and the object at the grasp
+    close_steps = 10
+    settle_steps = 6
+
+    def _plan(self, env, ids, obs) -> None:
+        if not hasattr(self, "rot_grasp"):
+            n = self.n
+            self.rot_grasp = np.tile(np.eye(3), (n, 1, 1))
+            self.p_grasp, self.p_pre = np.zeros((n, 3)), np.zeros((n, 3))
+            self.open_hand, self.closed_hand = np.zeros((n, 16)), np.zeros((n, 16))
+            self.offset = np.zeros((n, 3))
+            self.side = np.zeros(n, dtype=bool)
+        cloud = obs.object_pc[ids].astype(np.float64)
+        centre = obs.object_pose[ids, :3].copy()
+        top = cloud[:, :, 2].max(1)
+        # the cloud's horizontal principal axes
+        xy = cloud[:, :, :2] - centre[:, None, :2]
+        w, v = np.linalg.eigh(np.einsum("npi,npj->nij", xy, xy))
+        narrow = v[:, :, 0]
+        round_ = w[:, 0] / np.maximum(w[:, 1], 1e-12) > 0.6
+        radial = centre[:, :2] / np.linalg.norm(centre[:, :2], axis=1, keepdims=True)
+        k = len(ids)
+        side = top - cloud[:, :, 2].min(1) > FLAT_OBJECT
+        self.side[ids] = side
+        # --- side grasp: approach along d (palm normal), fingers along d turned -90° about z
+        d = np.where(round_[:, None], radial, narrow)
+        d *= np.sign(np.sum(d * radial, 1, keepdims=True) + 1e-9)
+        depth = np.abs(np.einsum("npi,ni->np", xy, d)).max(1)  # object's half extent along d
+        d3 = np.concatenate([d, np.zeros((k, 1))], 1)
+        z3 = np.stack([d[:, 1], -d[:, 0], np.zeros(k)], 1)
+        rot_side = frame(d3, z3)
+        height = np.clip(centre[:, 2], 0.062, top - 0.02)
+        target = np.concatenate([centre[:, :2], height[:, None]], 1)
+        grip = np.stack([depth + 0.011 + self.gap, np.zeros(k), np.full(k, self.grip_z)], 1)
+        p_side = target - np.einsum("nij,nj->ni", rot_side, grip)
+        pre_side = p_side - self.back * d3
+        # --- top grasp (flat objects): palm down, fingers straight out from the robot
+        rot_top = frame(np.tile([0.0, 0.0, -1.0], (k, 1)), np.concatenate([radial, np.zeros((k, 1))], 1))
+        grip_top = np.stack([np.full(k, 0.011 + 0.06), np.zeros(k), np.full(k, 0.035)], 1)
+        target_top = np.concatenate([centre[:, :2], (top + 0.06)[:, None]], 1)
+        target_top[:, 2] = top + 0.011 + 0.005
+        p_top = target_top - np.einsum("nij,nj->ni", rot_top, grip_top * [0, 1, 1])
+        pre_top = p_top + [0.0, 0.0, self.back]
+        s = side[:, None]
+        self.rot_grasp[ids] = np.where(s[..., None], rot_side, rot_top)
+        self.p_grasp[ids] = np.where(s, p_side, p_top)
+        self.p_pre[ids] = np.where(s, pre_side, pre_top)
+        self.open_hand[ids] = np.where(s, SIDE_OPEN, TOP_OPEN)
+        self.closed_hand[ids] = np.where(s, SIDE_CLOSED, TOP_CLOSED)
+        self.p_up = getattr(self, "p_up", np.zeros((self.n, 3)))
+        self.p_up[ids] = self.pos[ids]
+        self.p_up[ids, 2] = np.maximum(self.pos[ids, 2], self.safe_height)
+
+    def _lift_goal(self, env) -> np.ndarray:
+        return env.goal
+
+    def _targets(self, env, obs):
+        ph, n = self.phase, self.n
+        goal = self.p_pre.copy()
+        hand = self.open_hand.copy()
+        m = ph == self.UP  # up, out of the way, turning to the grasp orientation
+        goal[m] = self.p_up[m]
+        self._advance(m & self._reached(self.p_up, 0.01) & self._turned(self.rot_grasp))
+        high = self.p_pre + [0.0, 0.0, 0.10]
+        m = ph == self.REACH  # above the pre-grasp pose
+        goal[m] = high[m]
+        self._advance(m & self._reached(high, 0.01))
+        m = ph == self.LOWER
+        goal[m] = self.p_pre[m]
+        self._advance(m & self._reached(self.p_pre))
+        m = ph == self.FORWARD
+        goal[m] = self.p_grasp[m]
+        self._advance(m & self._reached(self.p_grasp) & (self.t > 3))
+        m = ph == self.CLOSE
+        goal[m] = self.p_grasp[m]
+        a = np.clip(self.t / self.close_steps, 0, 1)[:, None]
+        closing = (1 - a) * self.open_hand + a * self.closed_hand
+        closing[:, THUMB[0] - 7] = np.where(self.t > 0, self.closed_hand[:, THUMB[0] - 7], closing[:, THUMB[0] - 7])
+        hand = np.where(m[:, None], closing, hand)
+        self._advance(m & (self.t >= self.close_steps + self.settle_steps))
+        m = ph >= self.LIFT
+        start = (ph == self.LIFT) & (self.t == 0)
+        self.offset[start] = self.pos[start] - obs.object_pose[start, :3]  # palm relative to the object, as grasped
+        goal[m] = (self._lift_goal(env) + self.offset)[m]
+        hand = np.where(m[:, None], self.closed_hand, hand)
+        return self.rot_grasp, goal, hand
+
+
+class GraspThrowExpert(GraspLiftExpert):
+    pass
+
+
+class OpenCabinetExpert(_Expert):
+    pass
+
+
+EXPERTS = {"GraspLift-v0": GraspLiftExpert, "GraspThrow-v0": GraspThrowExpert, "OpenCabinet-v0": OpenCabinetExpert}
+
+
+def make_expert(task_name: str) -> _Expert:
+    """The expert of task ``task_name`` (``GraspLift-v0`` or ``hop/GraspLift-v0``, ...)."""
+    short = task_name.split("/", 1)[1] if task_name.startswith("hop/") else task_name
+    if short not in EXPERTS:
+        raise ValueError(f"no expert for task {task_name!r}; tasks: {sorted(EXPERTS)}")
+    return EXPERTS[short]()
