@@ -317,11 +317,99 @@ class GraspLiftExpert(_Expert):
 
 
 class GraspThrowExpert(GraspLiftExpert):
-    pass
+    """The lift expert's grasp, then up, over the basket, open the hand (module doc)."""
+
+    CARRY, RELEASE = 6, 7
+    lift_height = 0.30  # m, the object's height before it is carried
+    drop_height = 0.16  # m above the basket's rim, the object's height at release
+
+    def _targets(self, env, obs):
+        rot, goal, hand = super()._targets(env, obs)
+        basket = np.asarray(env.basket.rim_center) + [0.0, 0.0, self.drop_height]
+        m = self.phase == self.LIFT
+        self._advance(m & (obs.object_pose[:, 2] > self.lift_height - 0.03) & (self.t > 5), to=self.CARRY)
+        m = self.phase == self.CARRY
+        over = basket + self.offset
+        goal[m] = over[m]
+        self._advance(m & self._reached(over, 0.02))
+        m = self.phase == self.RELEASE
+        goal[m] = over[m]
+        hand = np.where(m[:, None], self.open_hand, hand)
+        return rot, goal, hand
+
+    def _lift_goal(self, env) -> np.ndarray:
+        up = env._obs.object_pose[:, :3] * 0 + self.start_xy
+        up[:, 2] = self.lift_height
+        return up
+
+    def _plan(self, env, ids, obs) -> None:
+        super()._plan(env, ids, obs)
+        if not hasattr(self, "start_xy"):
+            self.start_xy = np.zeros((self.n, 3))
+        self.start_xy[ids, :2] = obs.object_pose[ids, :2]
 
 
 class OpenCabinetExpert(_Expert):
-    pass
+    """Hook two fingers behind the drawer's handle from above, pull it out (module doc).
+
+    Palm down, fingers toward the cabinet, shifted sideways so that the index
+    and middle fingers fall between the handle's posts; those two fingers are bent down at the medial joint
+    and lowered into the gap between the bar and the drawer front, then
+    curled under the bar; the thumb closes in front of it. The palm then
+    moves straight back. (The ring finger, which would land on a post, is
+    curled into a fist in front of the bar.)
+    """
+
+    UP, REACH, LOWER, HOOK, PULL, HOLD = range(6)
+    safe_height = 0.36
+    bar_z = 0.045  # m, palm-frame z (along the fingers) of the bar's axis
+    pull_to = 0.37  # m of opening the palm is driven to
+    speed = 0.25
+
+    def _plan(self, env, ids, obs) -> None:
+        if not hasattr(self, "p_up"):
+            n = self.n
+            self.p_up = np.zeros((n, 3))
+            self.rot_grasp = frame(np.tile([0.0, 0.0, -1.0], (n, 1)), np.tile([1.0, 0.0, 0.0], (n, 1)))
+        cab = env.cabinet
+        self.handle = cab.handle_closed
+        clearance = cab.handle_radius + 0.0098 + 0.004  # bar surface to the fingers' axis plane
+        shift = -0.0225  # along y (= the palm's y): index and middle between the posts
+        self.p_hook = self.handle + np.array([-self.bar_z, shift, clearance])
+        self.p_above = self.p_hook + [0.0, 0.0, 0.12]
+        self.p_up[ids] = self.pos[ids]
+        self.p_up[ids, 2] = np.maximum(self.pos[ids, 2], self.safe_height)
+
+    # hand shapes
+    OPEN = _hand((0.0, 0.0, 0.0, 0.0), (0.263, 0.0, 0.0, 0.0))
+    FIST = [0.0, 1.6, 1.7, 1.6]  # the ring finger, curled out of the way in front of the bar
+    BENT = np.concatenate([[0.0, 0.0, 1.55, 0.0], [0.0, 0.0, 1.55, 0.0], FIST, [1.0, 0.0, 0.0, 0.0]])
+    HOOKED = np.concatenate([[0.0, 0.3, 1.6, 1.6], [0.0, 0.3, 1.6, 1.6], FIST, [1.396, 0.6, 1.0, 1.0]])
+
+    def _targets(self, env, obs):
+        ph = self.phase
+        goal = self.p_up.copy()
+        hand = np.tile(self.OPEN, (self.n, 1))
+        rot = self.rot_grasp
+        m = ph == self.UP
+        self._advance(m & self._reached(self.p_up, 0.01) & self._turned(rot))
+        m = ph == self.REACH
+        goal[m] = self.p_above
+        hand[m] = self.BENT
+        self._advance(m & self._reached(self.p_above, 0.005) & (self.t > 8))
+        m = ph == self.LOWER
+        goal[m] = self.p_hook
+        hand[m] = self.BENT
+        self._advance(m & self._reached(self.p_hook, 0.004) & (self.t > 3))
+        m = ph == self.HOOK
+        goal[m] = self.p_hook
+        hand[m] = self.HOOKED
+        self._advance(m & (self.t > 10))
+        m = ph >= self.PULL
+        pulled = self.p_hook - [self.pull_to, 0.0, 0.0]
+        goal[m] = pulled
+        hand[m] = self.HOOKED
+        return rot, goal, hand
 
 
 EXPERTS = {"GraspLift-v0": GraspLiftExpert, "GraspThrow-v0": GraspThrowExpert, "OpenCabinet-v0": OpenCabinetExpert}
