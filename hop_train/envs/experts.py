@@ -327,7 +327,7 @@ class GraspThrowExpert(GraspLiftExpert):
         rot, goal, hand = super()._targets(env, obs)
         basket = np.asarray(env.basket.rim_center) + [0.0, 0.0, self.drop_height]
         m = self.phase == self.LIFT
-        self._advance(m & (obs.object_pose[:, 2] > self.lift_height - 0.03) & (self.t > 5), to=self.CARRY)
+        self._advance(m & self._reached(self._lift_goal(env) + self.offset, 0.01) & (self.t > 5), to=self.CARRY)
         m = self.phase == self.CARRY
         over = basket + self.offset
         goal[m] = over[m]
