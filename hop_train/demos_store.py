@@ -25,7 +25,7 @@ def write_demos(
     seed: int = 0,
     envs: int = 64,
     objects: str = "train",
-    show_progress: bool = True,
+    show_progress: bool = True,  # noqa: ARG001 (record_demos shows none yet)
 ) -> dict[str, Any]:
     """Record ``episodes`` successful expert episodes of ``task`` into ``store_url``."""
     from hop_data.store import Episode, TrajectoryStore
@@ -34,14 +34,15 @@ def write_demos(
 
     name = task_id(task).split("/", 1)[1]
     store = TrajectoryStore.open(store_url, "a", num_points=spec.NUM_POINTS)
-    result = record_demos(name, episodes, seed=seed, envs=envs, objects=objects, show_progress=show_progress)
+    objects_opt = objects if objects in ("train", "heldout") else tuple(objects.split(","))
+    demos = record_demos(name, episodes, seed=seed, num_envs=envs, objects=objects_opt)
     written = 0
     with store.writer(f"demos-{name}-seed{seed}") as writer:
-        for k, demo in enumerate(result.episodes):
+        for k, (proprio, action, clouds) in enumerate(demos):
             episode = Episode(
-                proprio=demo.proprio, action=demo.action, object_pc=demo.object_pc, seed=int(seed),
-                table_pose=SceneConfig().default_table_pose(), init_qpos=demo.proprio[0],
-                max_error=0.0, mean_error=0.0, extra={"object": demo.object, "expert_return": float(demo.ret)},
+                proprio=proprio, action=action, object_pc=clouds, seed=int(seed),
+                table_pose=SceneConfig().default_table_pose(), init_qpos=proprio[0],
+                max_error=0.0, mean_error=0.0,
             )  # fmt: skip
             commit = writer.append_episodes(f"demos/{name}/seed{seed}/{k:05d}", [episode])
             written += 0 if commit.skipped else 1
@@ -49,7 +50,7 @@ def write_demos(
         "task": name,
         "store": str(store_url),
         "episodes": written,
-        "attempted": result.attempted,
-        "success_rate": result.success_rate,
+        "requested": episodes,
+        "recorded": len(demos),
         "seed": seed,
     }

@@ -87,6 +87,6 @@ def demos_main(argv: Sequence[str]) -> int:
         print(f"hop-train demos: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary) if args.json else
-          f"{summary['episodes']} demonstrations of {summary['task']} in {summary['store']} "
-          f"({summary['attempted']} expert episodes run, {summary['success_rate']:.0%} successful)")  # fmt: skip
+          f"{summary['recorded']} of {summary['requested']} demonstrations of {summary['task']} recorded, "
+          f"{summary['episodes']} newly committed to {summary['store']}")  # fmt: skip
     return 0

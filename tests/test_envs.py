@@ -251,3 +251,19 @@ def test_evaluate_cli_random_and_refusal(tmp_path):
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert out.returncode == 2 and "unknown task" in out.stderr
+
+
+def test_demos_cli_writes_expert_episodes_the_store_reads(tmp_path):
+    from hop_data.store import TrajectoryStore
+
+    store = tmp_path / "demos.zarr"
+    cmd = [sys.executable, "-m", "hop_train.cli", "demos", "--task", "OpenCabinet-v0", "--episodes", "2",
+           "--store", str(store), "--envs", "2", "--json"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["recorded"] == 2 and summary["episodes"] == 2
+    reader = TrajectoryStore.open(store).reader()
+    assert reader.num_episodes == 2
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)  # same task and seed: nothing new
+    assert again.returncode == 0 and json.loads(again.stdout)["episodes"] == 0

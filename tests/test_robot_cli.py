@@ -97,7 +97,7 @@ def test_mismatched_policy_is_refused_before_anything_connects(policies, monkeyp
     monkeypatch.setattr(XArmDriver, "_connect", must_not_connect)
     code = cli.main(["run", "--policy", str(policies[1]), "--robot", "xarm", "--xarm-ip", "10.0.0.9"])
     err = capsys.readouterr().err
-    assert code == 2 and "control_hz 10 != 20" in err and "nothing was sent" in err
+    assert code == 2 and "control rate 10 Hz, expected 20 Hz" in err and "nothing was sent" in err
     assert cli.main(["run", "--policy", str(policies[0]), "--robot", "xarm", "--xarm-ip", "10.0.0.9", "--hz", "30"]) == 2
     assert "differs from the policy's control rate" in capsys.readouterr().err
     assert cli.main(["run", "--policy", str(policies[0]), "--robot", "xarm"]) == 2
