@@ -40,8 +40,10 @@ def batched(num_envs: int, steps: int, act=None) -> dict:
     rng = np.random.default_rng(0)
     obs, _ = env.reset(seed=0)
     restarted = np.ones(num_envs, dtype=bool)
-    for _ in range(3):  # warm-up (thread pools, caches)
-        obs, *_ = env.step(rng.uniform(-1, 1, (num_envs, spec.NUM_JOINTS)))
+    for _ in range(3):  # warm-up (thread pools, caches, TorchScript's profiling runs)
+        actions = rng.uniform(-1, 1, (num_envs, spec.NUM_JOINTS)) if act is None else act(obs, restarted)
+        obs, _, terminated, truncated, _ = env.step(actions)
+        restarted = terminated | truncated
     env.sim.physics_seconds = 0.0
     t_policy = 0.0
     t0 = time.perf_counter()
