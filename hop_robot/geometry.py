@@ -103,7 +103,7 @@ def transform_points(points: np.ndarray, pose: np.ndarray) -> np.ndarray:
     (N, 7) position + quaternion w,x,y,z -> points (N, P, 3) in the parent frame."""
     rot = quat_to_matrix(pose[..., 3:7])  # (N, 3, 3)
     if np.ndim(points) == 3:
-        return np.einsum("nij,npj->npi", rot, points) + pose[..., None, 0:3]
+        return points @ np.swapaxes(rot, -1, -2) + pose[..., None, 0:3]
     return np.einsum("nij,pj->npi", rot, points) + pose[..., None, 0:3]
 
 

@@ -55,8 +55,10 @@ FALL_DEPTH = 0.06  # m below the table top: the object fell
 def fingertip_distance(keypoints: np.ndarray, cloud: np.ndarray) -> np.ndarray:
     """(N,) mean over the four fingertips of the distance to the nearest cloud point."""
     tips = keypoints[:, TIP_SLOTS]  # (N, 4, 3)
-    d = np.linalg.norm(tips[:, :, None, :] - cloud[:, None, :, :], axis=-1)  # (N, 4, P)
-    return d.min(axis=2).mean(axis=1)
+    cloud = np.asarray(cloud, dtype=np.float64)
+    # |t - p|² = |t|² + |p|² - 2 t·p, as one batched matrix product (N, 4, P)
+    d2 = (tips**2).sum(-1)[:, :, None] + (cloud**2).sum(-1)[:, None, :] - 2.0 * tips @ cloud.transpose(0, 2, 1)
+    return np.sqrt(np.maximum(d2.min(axis=2), 0.0)).mean(axis=1)
 
 
 class _GraspVectorEnv(TaskVectorEnv):
