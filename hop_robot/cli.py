@@ -6,19 +6,26 @@ Subcommands are registered in ``SUBCOMMANDS`` (name -> (help, add_arguments, run
     hop-robot run --policy policy.pt --robot sim|xarm [--camera sim|sim:truth|realsense|replay:FILE]
                   [--hz 20] [--duration S] [--dry-run] [--record FILE] [--json] ...
 
-``run`` exits 0 when it ends normally (duration reached, Ctrl-C/SIGTERM, recorded
-camera stream ended), 2 when it refuses to start (nothing was sent: policy
-metadata mismatch, bad arguments, hardware not reachable), 3 when it stopped
-the robot because of a fault (watchdog, robot or camera error, policy error)
-and 130 on Ctrl-C while connecting. docs/robot.md has the details.
+``run`` ends with one exit status per cause (``RUN_EXIT_STATUSES``, printed by
+``hop-robot run --help``; docs/robot.md has the details). Whatever the cause,
+the robot is stopped and released, the recording written and the summary
+printed first; the process then ends with that status, never by a signal: a
+policy call still running (it cannot be interrupted) gets ``policy_grace`` s,
+then the process ends with ``os._exit`` (a normal interpreter exit with a
+thread inside TorchScript aborts: "terminate called without an active
+exception", SIGABRT).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import textwrap
+import threading
+from collections.abc import Callable, Iterator, Sequence
 
 from hop_robot.embodiment import spec as S
 
@@ -124,10 +131,81 @@ def _run_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("cameras")
     g.add_argument("--camera-calibration", default=None, metavar="FILE", help="RealSense pose JSON {T_base_cam: 4x4}")
     g.add_argument("--camera-serial", default=None, help="RealSense serial number")
+    parser.epilog = _RUN_EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+EXIT_OK, EXIT_REFUSED, EXIT_WATCHDOG, EXIT_POLICY_ERROR, EXIT_FAULT = 0, 2, 3, 4, 5
+EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM  # the shell's convention: 130, 143
+RUN_EXIT_STATUSES: tuple[tuple[int, str], ...] = (
+    (EXIT_OK, "ended as planned: --duration reached, or the replayed camera stream ended"),
+    (EXIT_REFUSED, "refused to start, nothing was sent: policy mismatch, bad arguments, hardware not "
+                   "reachable, no sensor data at startup"),
+    (EXIT_WATCHDOG, "the watchdog stopped the robot: --max-misses steps in a row without a policy answer "
+                    "in time (a slow or hung policy) or without fresh sensor data"),
+    (EXIT_POLICY_ERROR, "the policy raised an error"),
+    (EXIT_FAULT, "robot fault, camera or driver error, or another error while running"),
+    (EXIT_SIGINT, "stopped by SIGINT (Ctrl-C), also when SIGINT was inherited ignored (nohup, background job)"),
+    (EXIT_SIGTERM, "stopped by SIGTERM"),
+)  # fmt: skip
+_RUN_EPILOG = "exit status (the robot is stopped and released, the recording written and the\n" \
+    "summary printed first; the process always ends with one of these, never by a signal):\n" + "\n".join(
+        textwrap.fill(text, 79, initial_indent=f"  {code:>3}  ", subsequent_indent=" " * 7)
+        for code, text in RUN_EXIT_STATUSES
+    )  # fmt: skip
 
 
 class _Refused(Exception):
     """run refuses to start; nothing was sent."""
+
+
+class _Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM before the loop existed."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+def _signal_status(signal_name: str | None) -> int:
+    return EXIT_SIGTERM if signal_name == "SIGTERM" else EXIT_SIGINT
+
+
+class _Signals:
+    """SIGINT and SIGTERM for the whole of ``run``, installed whatever the
+    inherited disposition (``nohup`` and background jobs inherit SIGINT
+    ignored; a robot must still stop on it).
+
+    Before the loop exists the first signal raises ``_Interrupted``: the
+    ``with`` blocks release what was opened and ``run`` exits 130/143. Once
+    the loop exists, a signal asks it to stop (``ControlLoop`` installs its
+    own handlers while it runs and restores these). A later signal while the
+    hardware is being released is only noted: nothing interrupts a
+    disconnect."""
+
+    def __init__(self) -> None:
+        self.loop = None  # the ControlLoop, once built
+        self._raised = False
+        self._previous: dict = {}
+
+    def __enter__(self) -> "_Signals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self.loop is not None:
+            self.loop.request_stop(name, signal_name=name)
+        elif not self._raised:
+            self._raised = True
+            raise _Interrupted(name)
 
 
 def _build_robot(args: argparse.Namespace, hz: float):
@@ -193,13 +271,24 @@ def _run(args: argparse.Namespace) -> int:
         os.environ["MUJOCO_GL"] = "osmesa"  # offscreen rendering for the simulated camera
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)  # fmt: skip
-    log = logging.getLogger("hop_robot.run")
+    threads_before = set(threading.enumerate())
+    loop = None
+    with _Signals() as signals:
+        try:
+            status = _run_robot(args, signals)
+        except _Interrupted as exc:  # before the loop existed; the with-blocks released what was open
+            print(f"hop-robot run: stopped by {exc.signal_name} before the loop started; nothing was sent",
+                  file=sys.stderr)  # fmt: skip
+            status = _signal_status(exc.signal_name)
+        loop = signals.loop
+    return _end(status, loop, threads_before)
 
-    def refuse(message: str) -> int:
-        print(f"hop-robot run: refusing to start (nothing was sent): {message}", file=sys.stderr)
-        return 2
 
+def _run_robot(args: argparse.Namespace, signals: _Signals) -> int:
+    """Everything of ``run`` up to its exit status; the hardware is released when it returns."""
     import datetime
+    import logging
+    import os
     import socket
 
     from hop_robot.cameras.base import CameraError
@@ -208,6 +297,12 @@ def _run(args: argparse.Namespace) -> int:
     from hop_robot.policy import ExportedPolicy, PolicyMismatchError
     from hop_robot.record import EpisodeRecorder
     from hop_robot.safety import SafetyConfig
+
+    log = logging.getLogger("hop_robot.run")
+
+    def refuse(message: str) -> int:
+        print(f"hop-robot run: refusing to start (nothing was sent): {message}", file=sys.stderr)
+        return EXIT_REFUSED
 
     # 1. the policy, checked against this robot before anything is opened
     try:
@@ -242,7 +337,7 @@ def _run(args: argparse.Namespace) -> int:
         return refuse(str(exc))
     loop = None
     try:
-        with realtime_priority(args.rt_priority), robot:
+        with realtime_priority(args.rt_priority), _connected(robot, log):
             with camera:
                 recorder = None
                 if args.record:
@@ -262,32 +357,94 @@ def _run(args: argparse.Namespace) -> int:
                     "policy_metadata": policy.metadata, "robot": robot.name, "camera": camera_kind,
                     "dry_run": args.dry_run, "host": socket.gethostname(), "started_utc": started.isoformat(),
                 }  # fmt: skip
-                loop = ControlLoop(robot, camera, policy, config=loop_config, safety=safety, recorder=recorder, meta=meta)
+                loop = signals.loop = ControlLoop(robot, camera, policy, config=loop_config, safety=safety,
+                                                  recorder=recorder, meta=meta)  # fmt: skip
                 log.info("running %s on %s with camera %s at %g Hz%s", args.policy, robot.name, camera_kind, hz,
                          " (DRY RUN: nothing is sent)" if args.dry_run else "")  # fmt: skip
                 summary = loop.run()
     except _Refused as exc:
         return refuse(str(exc))
     except (DriverError, CameraError, LoopError) as exc:
-        if loop is None or not (loop.summary.steps or loop.summary.commands_sent):
-            if isinstance(exc, RobotFault) and loop is not None:
-                _print_summary(loop.summary, args.json)
-                print(f"hop-robot run: robot fault: {exc}", file=sys.stderr)
-                return 3
+        started_moving = loop is not None and (loop.summary.steps or loop.summary.commands_sent)
+        if loop is None or (not started_moving and not isinstance(exc, RobotFault) and loop.summary.cause != "signal"):
             return refuse(str(exc))
         _print_summary(loop.summary, args.json)
-        print(f"hop-robot run: stopped: {exc}", file=sys.stderr)
-        return 3
-    except KeyboardInterrupt:  # Ctrl-C before the loop took over the signal (connecting)
-        print("hop-robot run: interrupted before the loop started; the robot was released", file=sys.stderr)
-        return 130
+        print(f"hop-robot run: stopped: {loop.summary.reason or exc}", file=sys.stderr)
+        return _exit_status(loop.summary)
     except Exception as exc:  # the robot was stopped and released on the way out
         if loop is not None:
             _print_summary(loop.summary, args.json)
         print(f"hop-robot run: stopped on error: {exc!r}", file=sys.stderr)
-        return 3
+        return _exit_status(loop.summary) if loop is not None and loop.summary.cause else EXIT_FAULT
     _print_summary(summary, args.json)
-    return 3 if summary.reason.startswith("watchdog") else 0
+    return _exit_status(summary)
+
+
+@contextlib.contextmanager
+def _connected(robot, log) -> Iterator:
+    """``with robot`` (connect ... stop + disconnect, however the block is left),
+    saying so once the robot has been released."""
+    entered = False
+    try:
+        with robot:
+            entered = True
+            yield robot
+    finally:
+        if entered:
+            log.info("%s stopped and disconnected", robot.name)
+
+
+def _exit_status(summary) -> int:
+    """The exit status of a run that got as far as the loop (``RUN_EXIT_STATUSES``)."""
+    from hop_robot.loop import StopCause
+
+    cause = StopCause(summary.cause)
+    if cause is StopCause.SIGNAL:
+        return _signal_status(summary.signal)
+    return {
+        StopCause.DURATION: EXIT_OK, StopCause.CAMERA_ENDED: EXIT_OK, StopCause.REQUESTED: EXIT_OK,
+        StopCause.WATCHDOG: EXIT_WATCHDOG, StopCause.POLICY_ERROR: EXIT_POLICY_ERROR,
+        StopCause.STARTUP: EXIT_REFUSED if not summary.commands_sent else EXIT_FAULT,
+    }.get(cause, EXIT_FAULT)  # fmt: skip
+
+
+def _end(status: int, loop, threads_before: set[threading.Thread]) -> int:
+    """Return ``status``, or end the process with it here when something the run
+    started is still running (by now the robot is stopped and released, the
+    recording written and the summary printed).
+
+    A policy call still running gets ``policy_grace`` s to return. After that
+    the only exit that cannot abort is ``os._exit``: at a normal interpreter
+    exit a daemon thread inside TorchScript is unwound by glibc's forced
+    unwinding and the C++ runtime terminates the process (SIGABRT)."""
+    import logging
+
+    log = logging.getLogger("hop_robot.run")
+    if loop is not None and not loop.join_policy():
+        log.warning("the policy is still inside a call %g s after the loop stopped: abandoning it",
+                    loop.config.policy_grace)  # fmt: skip
+    current = threading.current_thread()
+    left = [t for t in threading.enumerate() if t.is_alive() and t is not current and t not in threads_before]
+    if not left:
+        return status
+    log.warning("ending the process with status %d; still running: %s", status, ", ".join(t.name for t in left))
+    _hard_exit(status)
+    return status  # not reached
+
+
+def _hard_exit(status: int) -> None:
+    """Flush what was written, then end the process at once (``os._exit``: no
+    interpreter shutdown, nothing left to unwind other threads)."""
+    import logging
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken stream: nothing more to save
+            pass
+    logging.shutdown()
+    os._exit(status)
 
 
 def _print_summary(summary, as_json: bool) -> None:
