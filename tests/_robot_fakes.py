@@ -58,6 +58,15 @@ class FakeClock:
         with self._cv:
             self._t += seconds
 
+    def until_asleep(self, count: int = 1) -> None:
+        """Wait (real time) until ``count`` other threads sleep on the clock: the
+        event after which advancing time is meaningful (a thread just started)."""
+        give_up = time.monotonic() + self.patience
+        with self._cv:
+            while len(self._sleepers) < count:
+                if not self._cv.wait(max(give_up - time.monotonic(), 0.0)):
+                    raise AssertionError(f"FakeClock: {count} sleeping threads expected within {self.patience} s")
+
     def close(self) -> None:
         """Release every sleeping thread (end of a test)."""
         with self._cv:

@@ -29,7 +29,7 @@ from hop_robot.sim import SceneConfig, make_simulator
 from hop_robot.sim.scene import add_lookat_camera, build_scene
 from hop_robot.shapes import ObjectShape, surface_points
 
-from .base import Driver, JointState, now
+from .base import MONOTONIC, Clock, Driver, JointState, now
 
 __all__ = ["SimRobot", "SimRobotConfig", "cylinder_points", "SIM_CAMERA"]
 
@@ -66,9 +66,12 @@ class SimRobot(Driver):
 
     name = "sim"
 
-    def __init__(self, config: SimRobotConfig = SimRobotConfig(), *, read_only: bool = False) -> None:
+    def __init__(self, config: SimRobotConfig = SimRobotConfig(), *, read_only: bool = False,
+                 clock: Clock = MONOTONIC) -> None:  # fmt: skip
+        """``clock`` times the real-time physics thread (tests pass a fake one)."""
         super().__init__(spec.JOINT_LOWER, spec.JOINT_UPPER, read_only=read_only)
         self.config = config
+        self.clock = clock
         points = config.object_points if config.object_points is not None else cylinder_points()
         self.object_points = np.asarray(points, dtype=np.float64)
 
@@ -141,16 +144,19 @@ class SimRobot(Driver):
         self._stamp = now()
 
     def _physics(self) -> None:
-        dt = 1.0 / spec.SIM_HZ
-        next_t = now()
+        """One substep every 1 / ``spec.SIM_HZ`` s on ``self.clock`` (absolute
+        schedule); more than 0.1 s behind (the machine stalled), it resumes
+        from now instead of bursting through the lost substeps."""
+        clock, dt = self.clock, 1.0 / spec.SIM_HZ
+        next_t = clock.now()
         while not self._quit.is_set():
             self.step(1)
             next_t += dt
-            delay = next_t - now()
+            delay = next_t - clock.now()
             if delay > 0:
-                self._quit.wait(delay)
-            elif delay < -0.1:  # far behind (machine stalled): resume real time, do not burst
-                next_t = now()
+                clock.sleep(delay, until=self._quit)
+            elif delay < -0.1:
+                next_t = clock.now()
                 self.late_resyncs += 1
 
     def snapshot(self) -> tuple[np.ndarray, float]:
