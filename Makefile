@@ -14,7 +14,7 @@ STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 OUT    ?= out/demo
 export MUJOCO_GL ?= osmesa
 
-.PHONY: install sysdeps lift-env demo pretrain test bench clean
+.PHONY: install sysdeps lift-env demo pretrain test test-signals bench clean
 
 install: $(STAMP)
 
@@ -70,6 +70,13 @@ pretrain: install
 
 test: install lift-env
 	$(BIN)/python -m pytest -q tests
+	@$(MAKE) --no-print-directory test-signals
+
+# The robot loop's tests again with SIGINT ignored, as nohup, a background job or
+# a CI runner may start them: they must not depend on the inherited disposition.
+test-signals: install
+	$(BIN)/python -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])' \
+	  $(BIN)/python -m pytest -q tests/test_robot_loop.py
 
 bench: install lift-env
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
