@@ -58,8 +58,46 @@ def _export_main(argv: Sequence[str]) -> int:
     return 0
 
 
+def _finetunes_in_sim(argv: Sequence[str]) -> bool:
+    """Whether a ``--config`` file names the RL module (``model.class_path: hop_train.rl...``)."""
+    import yaml
+
+    paths = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"]
+    paths += [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+    for path in paths:
+        try:
+            with open(path) as f:
+                config = yaml.safe_load(f) or {}
+        except OSError:
+            continue  # LightningCLI reports the missing file itself
+        model = config.get("model") if isinstance(config, dict) else None
+        if isinstance(model, dict) and str(model.get("class_path", "")).startswith("hop_train.rl."):
+            return True
+    return False
+
+
+def _rl_cli(argv: Optional[list[str]]) -> None:
+    """PPO finetuning in simulation: the module brings its own rollouts (no data module)."""
+    from lightning.pytorch.cli import LightningCLI
+
+    from hop_train.rl.module import HopPPOModule
+
+    LightningCLI(
+        HopPPOModule,
+        None,
+        args=argv,
+        subclass_mode_model=True,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+    )
+
+
 def _lightning_cli(argv: Optional[list[str]]) -> None:
     from lightning.pytorch.cli import LightningCLI
+
+    if _finetunes_in_sim(sys.argv[1:] if argv is None else argv):
+        return _rl_cli(argv)
 
     from hop_train.pretrain import HopDataModule, HopPretrainModule
 
@@ -90,10 +128,11 @@ def main(args: Optional[Sequence[str]] = None) -> int:
         return (evaluate_main if argv[0] == "evaluate" else demos_main)(argv[1:])
     from hop_data.store import StoreError
     from hop_train.dataset import DatasetError
+    from hop_train.pretrain import InitFromError
 
     try:
         _lightning_cli(None if args is None else argv)  # None: LightningCLI reads sys.argv itself
-    except (StoreError, DatasetError) as exc:  # a store that cannot be trained on: say why, no traceback
+    except (StoreError, DatasetError, InitFromError) as exc:  # a store or init_from that cannot be used: say why, no traceback
         print(f"hop-train: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -79,6 +79,8 @@ class TaskVectorEnv(VectorEnv):
     task_name = "task"
     dynamic_object = True
     state_dim = 0  # the task's own privileged entries (after the shared ones)
+    # joint pos (23) + vel (23), object pose (7) + vel (6), palm (3), tips rel. palm (12), mass (1), progress (1)
+    shared_state_dim = 2 * spec.NUM_JOINTS + 7 + 6 + 3 + 12 + 1 + 1
 
     def __init__(self, num_envs: int = 1, render_mode: str | None = None, config: TaskConfig | None = None, **overrides: Any):
         if num_envs < 1:
@@ -271,10 +273,6 @@ class TaskVectorEnv(VectorEnv):
         z = self.rest_height[i] + 0.002 + rng.uniform(0.0, cfg.object_z_noise)
         return np.concatenate([[xy[0], xy[1], z], yaw_quat(np.array(rng.uniform(-np.pi, np.pi)))])
 
-    @property
-    def shared_state_dim(self) -> int:
-        # joint pos (23) + vel (23), object pose (7) + vel (6), palm (3), tips rel. palm (12), mass (1), progress (1)
-        return 2 * spec.NUM_JOINTS + 7 + 6 + 3 + 12 + 1 + 1
 
     def _observation(self, obs) -> dict[str, np.ndarray]:
         cloud = self._task_cloud(obs)

@@ -1,0 +1,199 @@
+"""PPO finetuning as a LightningModule: ``hop-train fit --config configs/ppo_*.yaml``.
+
+Each ``training_step`` collects one rollout (``horizon`` steps of
+``num_envs`` envs, ``hop_train.envs``) and runs PPO's update over it
+(manual optimisation: every minibatch is one optimiser step, so the
+Trainer's ``max_steps`` counts gradient steps). The actor is the HOP policy
+— from ``init_from`` (a pretraining checkpoint or an exported ``policy.pt``:
+π_b) or freshly initialised (scratch) — so a finetuned checkpoint exports
+with ``hop-train export`` to the same TorchScript contract and runs in
+``hop-train evaluate`` and ``hop-robot run`` unchanged.
+
+Logged per rollout: ``rollout/return``, ``rollout/success``,
+``rollout/episode_length`` (episodes that ended in it), ``train/approx_kl``,
+``train/clip_fraction``, ``train/explained_variance``, ``train/value_loss``,
+``train/actor_loss``, ``train/action_std``, ``train/lr``, ``train/samples``,
+``train/samples_per_s``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from hop_robot.embodiment import spec
+from hop_train.checkpoint import embodiment_record
+from hop_train.model import HopPolicy
+
+from .actor_critic import ActorCritic
+from .ppo import PPO, PPOConfig
+from .rollout import RolloutCollector
+from .storage import RolloutStorage
+
+__all__ = ["HopPPOModule", "load_policy_weights"]
+
+
+def load_policy_weights(policy: HopPolicy, path: str | os.PathLike) -> HopPolicy:
+    """Load π_b's weights into ``policy`` from a Lightning checkpoint / state dict
+    (``.ckpt``) or an exported TorchScript policy (``.pt``). The architecture
+    must match; the error names the file and what differs."""
+    from hop_train.export import IncompatibleCheckpointError, load_state_dict_safely
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"init_from {path}: no such file")
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except (RuntimeError, ValueError):
+        module = None
+    if module is not None:  # an exported policy: its weights live under ``model``
+        problems = spec.mismatches({"embodiment": module.embodiment, "joint_names": list(module.joint_names),
+                                    "control_hz": module.control_hz})  # fmt: skip
+        if problems:
+            raise IncompatibleCheckpointError(f"init_from {path}: exported for another robot: " + "; ".join(problems))
+        state = {k[len("model."):]: v for k, v in module.state_dict().items() if k.startswith("model.")}
+        expected = policy.state_dict()
+        bad = sorted(k for k in expected if k not in state or state[k].shape != expected[k].shape)
+        if bad or set(state) - set(expected):
+            raise IncompatibleCheckpointError(
+                f"init_from {path}: the exported policy's architecture differs from this config "
+                f"(width {policy.width}, {len(policy.blocks)} layers, context {policy.context}); "
+                f"first differing weights: {bad[:5] or sorted(set(state) - set(expected))[:5]}"
+            )
+        policy.load_state_dict(state, strict=True)
+        return policy
+    return load_state_dict_safely(policy, path)
+
+
+class _Iterations(IterableDataset):
+    """An endless stream of rollout indices: the Trainer's steps drive the loop."""
+
+    def __iter__(self):
+        i = 0
+        while True:
+            yield i
+            i += 1
+
+
+class HopPPOModule(pl.LightningModule):
+    """PPO finetuning of the HOP policy on a simulated task (module doc).
+
+    Args:
+        task: ``GraspLift-v0``, ``GraspThrow-v0`` or ``OpenCabinet-v0``.
+        init_from: π_b (``.ckpt`` or exported ``.pt``); None: scratch.
+        ppo: the algorithm's settings (``PPOConfig``; HOP's values by default).
+        action_space: ``absolute`` (HOP) or ``moving_average`` (the scratch-PPO baseline).
+        ma_alpha: α of the moving-average action space.
+        objects, episode_steps, env_threads: task options (``TaskConfig``).
+        width, num_layers, num_heads, context, num_points: the policy's
+            architecture (must match ``init_from``); the paper's by default.
+        seed: env and sampling seed.
+    """
+
+    def __init__(
+        self,
+        task: str = "GraspLift-v0",
+        init_from: Optional[str] = None,
+        ppo: PPOConfig = PPOConfig(),
+        action_space: str = "absolute",
+        ma_alpha: float = 0.2,
+        objects: str = "train",
+        episode_steps: int = 600,
+        env_threads: int = 0,
+        width: int = 192,
+        num_layers: int = 4,
+        num_heads: int = 4,
+        context: int = spec.CONTEXT,
+        num_points: int = spec.NUM_POINTS,
+        action_tanh: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        from hop_train.envs import task_id
+
+        task_id(task)  # unknown tasks are refused before anything is built
+        if init_from is not None and not Path(init_from).is_file():
+            raise FileNotFoundError(f"init_from {init_from}: no such file")
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.cfg = ppo if isinstance(ppo, PPOConfig) else PPOConfig(**dict(ppo))
+        policy = HopPolicy(width=width, num_layers=num_layers, num_heads=num_heads, context=context,
+                           num_points=num_points, action_tanh=action_tanh)  # fmt: skip
+        if init_from is not None:
+            load_policy_weights(policy, init_from)
+        self._state_dim = self._task_state_dim(task)
+        self.ac = ActorCritic(policy, self._state_dim, self.cfg.init_std, detach_critic_tokens=self.cfg.detach_critic_tokens)
+        self.algorithm = PPO(self.ac, self.cfg, seed)
+        self.env = None
+        self.collector: RolloutCollector | None = None
+        self._samples = 0
+        self._t0 = time.perf_counter()
+
+    @staticmethod
+    def _task_state_dim(task: str) -> int:
+        from hop_train.envs import TASKS, task_id
+
+        cls = TASKS[task_id(task).split("/", 1)[1]]
+        return cls.shared_state_dim + cls.state_dim
+
+    # ------------------------------------------------------------------ Lightning
+    def configure_optimizers(self):
+        return self.algorithm.optimizer
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_Iterations(), batch_size=None)
+
+    def on_fit_start(self) -> None:
+        from hop_train.envs import make_vector
+
+        h = self.hparams
+        self.env = make_vector(h.task, self.cfg.num_envs, objects=h.objects, episode_steps=h.episode_steps,
+                               nthread=h.env_threads)  # fmt: skip
+        storage = RolloutStorage(self.cfg.num_envs, self.cfg.horizon, h.context, h.num_points, self._state_dim, spec.NUM_JOINTS)
+        self.collector = RolloutCollector(self.env, self.ac, storage, self.cfg.reward_scale, self.cfg.gamma, self.cfg.lam,
+                                          h.action_space, h.ma_alpha, h.seed + self.global_step)  # fmt: skip
+        # The optimiser Lightning wraps (it counts steps); PPO steps it through this wrapper.
+        self.algorithm.optimizer = self.optimizers()
+        self._t0 = time.perf_counter()
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        collector = self.collector
+        self.ac.eval()
+        stats = collector.collect()
+        self.ac.train()
+        out = self.algorithm.update(collector.storage)
+        collector.storage.next_rollout()
+        self._samples += self.cfg.num_envs * self.cfg.horizon
+        log = {f"train/{k}": v for k, v in out.items()}
+        log["train/samples"] = float(self._samples)
+        log["train/samples_per_s"] = self._samples / max(time.perf_counter() - self._t0, 1e-9)
+        if stats.returns:
+            log["rollout/return"] = float(np.mean(stats.returns))
+            log["rollout/success"] = float(np.mean(stats.successes))
+            log["rollout/episode_length"] = float(np.mean(stats.lengths))
+        self.log_dict(log, prog_bar=False, on_step=True, batch_size=1)
+        self.log("samples", float(self._samples), prog_bar=True, on_step=True, batch_size=1, logger=False)
+        if stats.returns:
+            self.log("success", log["rollout/success"], prog_bar=True, on_step=True, batch_size=1, logger=False)
+            self.log("return", log["rollout/return"], prog_bar=True, on_step=True, batch_size=1, logger=False)
+
+    def on_fit_end(self) -> None:
+        if self.env is not None:
+            self.env.close()
+            self.env = None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["hop"] = embodiment_record(self.hparams.num_points, self.hparams.context)
+        checkpoint["hop"]["samples"] = self._samples
+        checkpoint["hop"]["ppo"] = dataclasses.asdict(self.cfg)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._samples = int(checkpoint.get("hop", {}).get("samples", 0))

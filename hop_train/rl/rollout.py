@@ -1,0 +1,114 @@
+"""Collecting rollouts from a batched task env with the actor-critic.
+
+Each step's cloud is encoded once (``encode_points``); the policy acts on
+each env's window of its last ``context`` steps (proprio + point tokens,
+masked at episode starts), samples from the Gaussian, and the env gets the
+sample clamped to [−1, 1] (the HOP code's convention; the unclamped sample
+is stored for the likelihood ratio).
+
+``action_space="moving_average"`` is the scratch-PPO baseline's action space
+(REFERENCE.md): the env's target is α·action + (1 − α)·previous target, the
+previous target starting at the joint angles where an episode starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .actor_critic import ActorCritic
+from .storage import RolloutStorage
+
+__all__ = ["EpisodeStats", "RolloutCollector"]
+
+
+@dataclass
+class EpisodeStats:
+    """Episodes that ended during a rollout."""
+
+    returns: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    successes: list[bool] = field(default_factory=list)
+
+
+class RolloutCollector:
+    """Fills a ``RolloutStorage`` from ``env`` (a ``TaskVectorEnv``) with ``ac``."""
+
+    def __init__(
+        self,
+        env,
+        ac: ActorCritic,
+        storage: RolloutStorage,
+        reward_scale: float = 0.1,
+        gamma: float = 0.99,
+        lam: float = 0.95,
+        action_space: str = "absolute",
+        ma_alpha: float = 0.2,
+        seed: int = 0,
+    ) -> None:
+        if action_space not in ("absolute", "moving_average"):
+            raise ValueError(f"action_space must be 'absolute' or 'moving_average', got {action_space!r}")
+        self.env, self.ac, self.storage = env, ac, storage
+        self.reward_scale, self.action_space, self.ma_alpha = reward_scale, action_space, ma_alpha
+        self.gamma, self.lam = gamma, lam
+        self.obs, _ = env.reset(seed=seed)
+        self.restarted = np.ones(env.num_envs, dtype=bool)
+        self.previous_target = self.obs["proprio"].astype(np.float64).copy()
+        self.generator = torch.Generator().manual_seed(seed)
+        self.tokens: torch.Tensor | None = None  # (N, C−1+T, d), the storage timeline's tokens
+        self.samples = 0
+
+    @torch.no_grad()
+    def collect(self) -> EpisodeStats:
+        st, ac, env = self.storage, self.ac, self.env
+        c = st.c
+        # The history kept from the last rollout, re-encoded with the current weights.
+        span = c - 1 + st.t
+        history = ac.encode(torch.from_numpy(st.points[:, : c - 1]))
+        self.tokens = torch.zeros(env.num_envs, span, history.shape[-1])
+        self.tokens[:, : c - 1] = history
+        stats = EpisodeStats()
+        for k in range(st.t):
+            obs = self.obs
+            st.observe(obs["proprio"], obs["points"], self.restarted)
+            token = ac.encode(torch.from_numpy(obs["points"]))
+            self.tokens[:, c - 1 + k] = token
+            proprio, _, mask = st.window()
+            mean = ac.mean(torch.from_numpy(proprio), self.tokens[:, k:k + c], torch.from_numpy(mask))
+            dist = ac.distribution(mean)
+            action = _sample(dist, self.generator)
+            log_prob = dist.log_prob(action).sum(-1)
+            state = torch.from_numpy(obs["state"])
+            value = ac.value_norm.denormalize(ac.value(state, token))
+            env_action = action.clamp(-1.0, 1.0).numpy().astype(np.float64)
+            if self.action_space == "moving_average":
+                start = self.restarted
+                self.previous_target[start] = obs["proprio"][start]
+                env_action = self.ma_alpha * env_action + (1.0 - self.ma_alpha) * self.previous_target
+                self.previous_target = env_action
+            ac.state_norm.update(state)
+            self.obs, reward, terminated, truncated, info = env.step(env_action)
+            done = terminated | truncated
+            st.add(state.numpy(), action.numpy(), log_prob.numpy(), value.numpy(), reward * self.reward_scale,
+                   done, truncated & ~terminated)  # fmt: skip
+            if np.any(done):
+                final = info["final_info"]
+                for i in np.flatnonzero(done):
+                    stats.returns.append(float(final["episode_return"][i]))
+                    stats.lengths.append(int(final["episode_length"][i]))
+                    stats.successes.append(bool(final["episode_success"][i]))
+            self.restarted = done
+            self.samples += env.num_envs
+        token = ac.encode(torch.from_numpy(self.obs["points"]))
+        last = ac.value_norm.denormalize(ac.value(torch.from_numpy(self.obs["state"]), token))
+        st.compute_returns(last.numpy(), self.gamma, self.lam)
+        return stats
+
+
+
+def _sample(dist: torch.distributions.Normal, generator: torch.Generator) -> torch.Tensor:
+    """A seeded sample from the Gaussian (``Normal.sample`` takes no generator)."""
+    noise = torch.randn(dist.loc.shape, generator=generator, dtype=dist.loc.dtype)
+    return dist.loc + dist.scale * noise
