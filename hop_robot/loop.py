@@ -486,8 +486,6 @@ class ControlLoop:
         max_steps = None if cfg.duration is None else max(1, int(round(cfg.duration * cfg.hz)))
         t0 = now()
         k = 0
-        log.info("policy control started (%g Hz%s)", cfg.hz,
-                 "" if max_steps is None else f", {max_steps} steps")  # fmt: skip
         while max_steps is None or k < max_steps:
             tick = t0 + k * period
             delay = tick - now()
@@ -507,6 +505,9 @@ class ControlLoop:
                         return self._trip()
             if self._step(worker, tick, start, period):
                 return self._trip()
+            if k == 0:  # after the step: the policy has been asked once (an event tests wait for)
+                log.info("policy control started: first step done (%g Hz%s)", cfg.hz,
+                         "" if max_steps is None else f", {max_steps} steps")  # fmt: skip
             k += 1
         return StopCause.DURATION, "duration reached"
 

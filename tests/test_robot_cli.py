@@ -241,9 +241,9 @@ def test_a_hung_policy_is_abandoned_under_nohup_like_conditions(slow_policies):
 @pytest.mark.parametrize("sig, mode", [(signal.SIGINT, "default"), (signal.SIGINT, "ignored"),
                                        (signal.SIGTERM, "default")])  # fmt: skip
 def test_a_signal_stops_a_hung_policy_run_with_its_own_status(slow_policies, sig, mode):
-    """The signal is sent once the child reports policy control started (every
-    step is held: the watchdog is set far away); SIGINT is honoured even when
-    inherited ignored."""
+    """The signal is sent once the child reports its first control step done
+    (the policy call is then running; every step is held: the watchdog is set
+    far away); SIGINT is honoured even when inherited ignored."""
     proc = start_run(slow_policies[1], "--camera", "sim:truth", "--duration", "0", "--max-misses", "100000",
                      mode=mode)  # fmt: skip
     try:
