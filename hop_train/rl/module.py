@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -51,7 +52,9 @@ def load_policy_weights(policy: HopPolicy, path: str | os.PathLike) -> HopPolicy
     if not path.is_file():
         raise FileNotFoundError(f"init_from {path}: no such file")
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():  # TorchScript is deprecated upstream but is what the file is
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError):
         module = None
     if module is not None:  # an exported policy: its weights live under ``model``
@@ -59,8 +62,10 @@ def load_policy_weights(policy: HopPolicy, path: str | os.PathLike) -> HopPolicy
                                     "control_hz": module.control_hz})  # fmt: skip
         if problems:
             raise IncompatibleCheckpointError(f"init_from {path}: exported for another robot: " + "; ".join(problems))
+        buffers = {name for name, _ in policy.named_buffers()}  # non-persistent ones are in a script's state too
         state = {k[len("model."):]: v for k, v in module.state_dict().items() if k.startswith("model.")}
         expected = policy.state_dict()
+        state = {k: v for k, v in state.items() if k in expected or k not in buffers}
         bad = sorted(k for k in expected if k not in state or state[k].shape != expected[k].shape)
         if bad or set(state) - set(expected):
             raise IncompatibleCheckpointError(
