@@ -86,7 +86,7 @@ class PPO:
         cfg, ac = self.cfg, self.ac
         returns = torch.from_numpy(storage.returns.astype(np.float32))
         if cfg.normalize_values:
-            ac.value_norm.update(returns)
+            ac.value_norm.update(returns.to(ac.value_norm.mean.device))
         num_minibatches = max(1, (storage.n * storage.t) // cfg.minibatch_size)
         stats: dict[str, list[float]] = {k: [] for k in ("approx_kl", "clip_fraction", "actor_loss", "value_loss", "entropy")}
         for _ in range(cfg.epochs):
@@ -103,6 +103,8 @@ class PPO:
 
     def _step(self, mb: dict[str, torch.Tensor], storage: RolloutStorage) -> dict[str, float]:
         cfg, ac = self.cfg, self.ac
+        dev = next(ac.parameters()).device
+        mb = {k: v.to(dev) for k, v in mb.items()}
         e, s = mb["proprio"].shape[:2]
         t, c = storage.t, storage.c
         warmup = self.warming_up

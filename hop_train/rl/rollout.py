@@ -64,24 +64,27 @@ class RolloutCollector:
     def collect(self) -> EpisodeStats:
         st, ac, env = self.storage, self.ac, self.env
         c = st.c
+        dev = next(ac.parameters()).device
+        on = lambda a: torch.from_numpy(a).to(dev)  # noqa: E731
         # The history kept from the last rollout, re-encoded with the current weights.
         span = c - 1 + st.t
-        history = ac.encode(torch.from_numpy(st.points[:, : c - 1]))
-        self.tokens = torch.zeros(env.num_envs, span, history.shape[-1])
+        history = ac.encode(on(st.points[:, : c - 1]))
+        self.tokens = torch.zeros(env.num_envs, span, history.shape[-1], device=dev)
         self.tokens[:, : c - 1] = history
         stats = EpisodeStats()
         for k in range(st.t):
             obs = self.obs
             st.observe(obs["proprio"], obs["points"], self.restarted)
-            token = ac.encode(torch.from_numpy(obs["points"]))
+            token = ac.encode(on(obs["points"]))
             self.tokens[:, c - 1 + k] = token
             proprio, _, mask = st.window()
-            mean = ac.mean(torch.from_numpy(proprio), self.tokens[:, k:k + c], torch.from_numpy(mask))
+            mean = ac.mean(on(proprio), self.tokens[:, k:k + c], on(mask))
             dist = ac.distribution(mean)
             action = _sample(dist, self.generator)
             log_prob = dist.log_prob(action).sum(-1)
-            state = torch.from_numpy(obs["state"])
-            value = ac.value_norm.denormalize(ac.value(state, token))
+            state = on(obs["state"])
+            value = ac.value_norm.denormalize(ac.value(state, token)).cpu()
+            action, log_prob = action.cpu(), log_prob.cpu()
             env_action = action.clamp(-1.0, 1.0).numpy().astype(np.float64)
             if self.action_space == "moving_average":
                 start = self.restarted
@@ -91,7 +94,7 @@ class RolloutCollector:
             ac.state_norm.update(state)
             self.obs, reward, terminated, truncated, info = env.step(env_action)
             done = terminated | truncated
-            st.add(state.numpy(), action.numpy(), log_prob.numpy(), value.numpy(), reward * self.reward_scale,
+            st.add(state.cpu().numpy(), action.numpy(), log_prob.numpy(), value.numpy(), reward * self.reward_scale,
                    done, truncated & ~terminated)  # fmt: skip
             if np.any(done):
                 final = info["final_info"]
@@ -101,14 +104,15 @@ class RolloutCollector:
                     stats.successes.append(bool(final["episode_success"][i]))
             self.restarted = done
             self.samples += env.num_envs
-        token = ac.encode(torch.from_numpy(self.obs["points"]))
-        last = ac.value_norm.denormalize(ac.value(torch.from_numpy(self.obs["state"]), token))
+        token = ac.encode(on(self.obs["points"]))
+        last = ac.value_norm.denormalize(ac.value(on(self.obs["state"]), token)).cpu()
         st.compute_returns(last.numpy(), self.gamma, self.lam)
         return stats
 
 
 
 def _sample(dist: torch.distributions.Normal, generator: torch.Generator) -> torch.Tensor:
-    """A seeded sample from the Gaussian (``Normal.sample`` takes no generator)."""
-    noise = torch.randn(dist.loc.shape, generator=generator, dtype=dist.loc.dtype)
+    """A seeded sample from the Gaussian (``Normal.sample`` takes no generator);
+    the noise is drawn on the CPU, so a run samples the same on any device."""
+    noise = torch.randn(dist.loc.shape, generator=generator, dtype=dist.loc.dtype).to(dist.loc.device)
     return dist.loc + dist.scale * noise

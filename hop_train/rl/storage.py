@@ -148,5 +148,5 @@ class RolloutStorage:
 
 def gather_windows(timeline: Tensor, context: int, horizon: int) -> Tensor:
     """(E, C−1+T, ...) -> (E, T, C, ...): the window of every step, by indexing (gradients add up)."""
-    index = torch.arange(context)[None, :] + torch.arange(horizon)[:, None]  # (T, C)
+    index = torch.arange(context, device=timeline.device)[None, :] + torch.arange(horizon, device=timeline.device)[:, None]  # (T, C)
     return timeline[:, index]
