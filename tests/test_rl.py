@@ -179,3 +179,32 @@ def test_init_from_an_exported_policy_loads_its_weights(tmp_path):
     with pytest.raises(ValueError, match="architecture differs"):
         load_policy_weights(HopPolicy(width=64, num_layers=1, num_heads=2), path)
     assert math.isfinite(float(fresh.embed_proprio.weight.sum()))
+
+
+def test_dapg_demo_weight_schedule():
+    from hop_train.rl.dapg import DAPGConfig, demo_weight
+
+    cfg = DAPGConfig()
+    assert (cfg.lambda0, cfg.lambda1) == (0.01, 0.95)  # REFERENCE.md (mjrl)
+    assert demo_weight(0, 4.0, 0.01, 0.95) == pytest.approx(0.04)
+    assert demo_weight(10, 4.0, 0.01, 0.95) == pytest.approx(0.01 * 0.95**10 * 4.0)
+    assert demo_weight(3, -1.0, 0.01, 0.95) == 0.0  # no positive advantage: no demo push
+
+
+def test_amp_gradient_penalty_and_style_reward():
+    from hop_train.rl.amp import Discriminator, gradient_penalty, style_reward
+
+    disc = Discriminator(features=4, hidden=())
+    with torch.no_grad():
+        disc.net[0].weight.copy_(torch.tensor([[1.0, -2.0, 0.5, 0.0]]))
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    assert float(gradient_penalty(disc, x)) == pytest.approx(1.0 + 4.0 + 0.25)  # |∂D/∂x|² of a linear D
+    np.testing.assert_allclose(style_reward(torch.tensor([1.0, -1.0, 3.0, 0.0])).numpy(), [1.0, 0.0, 0.0, 0.75])
+
+
+def test_dapg_and_amp_need_demonstrations():
+    from hop_train.rl.module import HopPPOModule
+
+    for algorithm in ("dapg", "amp"):
+        with pytest.raises(ValueError, match="needs demonstrations"):
+            HopPPOModule(algorithm=algorithm)

@@ -35,6 +35,9 @@ from hop_train.checkpoint import embodiment_record
 from hop_train.model import HopPolicy
 
 from .actor_critic import ActorCritic
+from .amp import AMP, AMPConfig
+from .dapg import DAPG, DAPGConfig
+from .demos import Demonstrations
 from .ppo import PPO, PPOConfig
 from .rollout import RolloutCollector
 from .storage import RolloutStorage
@@ -95,6 +98,9 @@ class HopPPOModule(pl.LightningModule):
         task: ``GraspLift-v0``, ``GraspThrow-v0`` or ``OpenCabinet-v0``.
         init_from: π_b (``.ckpt`` or exported ``.pt``); None: scratch.
         ppo: the algorithm's settings (``PPOConfig``; HOP's values by default).
+        algorithm: ``ppo`` (HOP, or scratch PPO), ``dapg`` or ``amp`` (the baselines).
+        demos: demonstration store (``hop-train demos``); DAPG and AMP need it.
+        dapg, amp: their settings (``DAPGConfig``, ``AMPConfig``).
         action_space: ``absolute`` (HOP) or ``moving_average`` (the scratch-PPO baseline).
         ma_alpha: α of the moving-average action space.
         objects, episode_steps, env_threads: task options (``TaskConfig``).
@@ -108,6 +114,10 @@ class HopPPOModule(pl.LightningModule):
         task: str = "GraspLift-v0",
         init_from: Optional[str] = None,
         ppo: PPOConfig = PPOConfig(),
+        algorithm: str = "ppo",
+        demos: Optional[str] = None,
+        dapg: DAPGConfig = DAPGConfig(),
+        amp: AMPConfig = AMPConfig(),
         action_space: str = "absolute",
         ma_alpha: float = 0.2,
         objects: str = "train",
@@ -127,6 +137,10 @@ class HopPPOModule(pl.LightningModule):
         task_id(task)  # unknown tasks are refused before anything is built
         if init_from is not None and not Path(init_from).is_file():
             raise FileNotFoundError(f"init_from {init_from}: no such file")
+        if algorithm not in ("ppo", "dapg", "amp"):
+            raise ValueError(f"algorithm must be 'ppo', 'dapg' or 'amp', got {algorithm!r}")
+        if algorithm != "ppo" and demos is None:
+            raise ValueError(f"algorithm {algorithm!r} needs demonstrations: set model.demos (hop-train demos ...)")
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.cfg = ppo if isinstance(ppo, PPOConfig) else PPOConfig(**dict(ppo))
@@ -136,7 +150,16 @@ class HopPPOModule(pl.LightningModule):
             load_policy_weights(policy, init_from)
         self._state_dim = self._task_state_dim(task)
         self.ac = ActorCritic(policy, self._state_dim, self.cfg.init_std, detach_critic_tokens=self.cfg.detach_critic_tokens)
-        self.algorithm = PPO(self.ac, self.cfg, seed)
+        if algorithm == "ppo":
+            self.algorithm = PPO(self.ac, self.cfg, seed)
+        else:
+            demo_set = Demonstrations(demos, context, seed)  # opens (and checks) the store now
+            dapg = dapg if isinstance(dapg, DAPGConfig) else DAPGConfig(**dict(dapg))
+            amp = amp if isinstance(amp, AMPConfig) else AMPConfig(**dict(amp))
+            self.algorithm = (DAPG(self.ac, self.cfg, demo_set, dapg, seed) if algorithm == "dapg"
+                              else AMP(self.ac, self.cfg, demo_set, amp, seed))  # fmt: skip
+            if algorithm == "amp":
+                self.discriminator = self.algorithm.disc  # checkpointed with the module
         self.env = None
         self.collector: RolloutCollector | None = None
         self._samples = 0
@@ -163,8 +186,12 @@ class HopPPOModule(pl.LightningModule):
         self.env = make_vector(h.task, self.cfg.num_envs, objects=h.objects, episode_steps=h.episode_steps,
                                nthread=h.env_threads)  # fmt: skip
         storage = RolloutStorage(self.cfg.num_envs, self.cfg.horizon, h.context, h.num_points, self._state_dim, spec.NUM_JOINTS)
+        reward_fn = self.algorithm.reward if isinstance(self.algorithm, AMP) else None
         self.collector = RolloutCollector(self.env, self.ac, storage, self.cfg.reward_scale, self.cfg.gamma, self.cfg.lam,
-                                          h.action_space, h.ma_alpha, h.seed + self.global_step)  # fmt: skip
+                                          h.action_space, h.ma_alpha, h.seed + self.global_step, reward_fn)  # fmt: skip
+        if isinstance(self.algorithm, DAPG) and self.global_step == 0 and self.algorithm.dapg.bc_steps > 0:
+            losses = self.algorithm.behaviour_clone()  # DAPG's warm start
+            self.print(f"DAPG behaviour-cloning warm start: L1 {losses[0]:.4f} -> {losses[-1]:.4f} in {len(losses)} steps")
         # The optimiser Lightning wraps (it counts steps); PPO steps it through this wrapper.
         self.algorithm.optimizer = self.optimizers()
         self._t0 = time.perf_counter()

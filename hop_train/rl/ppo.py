@@ -101,6 +101,14 @@ class PPO:
                    gradient_steps=float(self.gradient_steps), warmup=float(self.warming_up))  # fmt: skip
         return out
 
+    def extra_actor_loss(self) -> torch.Tensor | None:
+        """A variant's additional actor loss (DAPG's demonstration term); none here."""
+        return None
+
+    def extra_loss(self, mb: dict[str, torch.Tensor]) -> torch.Tensor | float:
+        """A variant's additional loss on the minibatch (AMP's discriminator); none here."""
+        return 0.0
+
     def _step(self, mb: dict[str, torch.Tensor], storage: RolloutStorage) -> dict[str, float]:
         cfg, ac = self.cfg, self.ac
         dev = next(ac.parameters()).device
@@ -133,6 +141,10 @@ class PPO:
         loss = cfg.value_coef * value_loss
         if not warmup:
             loss = loss + actor_loss - cfg.entropy_coef * entropy
+            extra = self.extra_actor_loss()
+            if extra is not None:
+                loss = loss + extra
+        loss = loss + self.extra_loss(mb)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(ac.parameters(), cfg.max_grad_norm)

@@ -47,12 +47,15 @@ class RolloutCollector:
         action_space: str = "absolute",
         ma_alpha: float = 0.2,
         seed: int = 0,
+        reward_fn=None,
     ) -> None:
         if action_space not in ("absolute", "moving_average"):
             raise ValueError(f"action_space must be 'absolute' or 'moving_average', got {action_space!r}")
         self.env, self.ac, self.storage = env, ac, storage
         self.reward_scale, self.action_space, self.ma_alpha = reward_scale, action_space, ma_alpha
         self.gamma, self.lam = gamma, lam
+        # reward_fn(task_reward (N,), proprio_before (N, 23), proprio_after (N, 23)) -> (N,): AMP's mixing
+        self.reward_fn = reward_fn
         self.obs, _ = env.reset(seed=seed)
         self.restarted = np.ones(env.num_envs, dtype=bool)
         self.previous_target = self.obs["proprio"].astype(np.float64).copy()
@@ -94,6 +97,11 @@ class RolloutCollector:
             ac.state_norm.update(state)
             self.obs, reward, terminated, truncated, info = env.step(env_action)
             done = terminated | truncated
+            if self.reward_fn is not None:
+                after = self.obs["proprio"].copy()
+                for i in np.flatnonzero(done):  # the ended episode's last state, not the next one's first
+                    after[i] = info["final_obs"][i]["proprio"]
+                reward = self.reward_fn(reward, obs["proprio"], after)
             st.add(state.cpu().numpy(), action.numpy(), log_prob.numpy(), value.numpy(), reward * self.reward_scale,
                    done, truncated & ~terminated)  # fmt: skip
             if np.any(done):
