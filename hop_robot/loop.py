@@ -497,12 +497,16 @@ class ControlLoop:
             late = start - tick
             if late > period:  # stalled: skip the lost ticks, count them as misses
                 lost = int(late // period)
+                if max_steps is not None:
+                    lost = min(lost, max_steps - k)  # none past the end of the run
                 k += lost
                 tick += lost * period
                 self._misses["overrun"] += lost
                 for _ in range(lost):
                     if self.watchdog.update(True):
                         return self._trip()
+                if max_steps is not None and k >= max_steps:
+                    break
             if self._step(worker, tick, start, period):
                 return self._trip()
             if k == 0:  # after the step: the policy has been asked once (an event tests wait for)

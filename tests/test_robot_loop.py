@@ -96,6 +96,14 @@ def test_a_stall_skips_the_lost_ticks_and_counts_them(tmp_path, clock):
     assert np.allclose(times[:6], [0.0, 0.05, 0.10, 0.15, 0.27, 0.30]) and np.allclose(np.diff(times[5:]), 0.05)
 
 
+def test_a_stall_at_the_end_does_not_run_past_the_duration(clock):
+    """A 170 ms stall in the second-to-last step (0.90 s): the last tick (0.95 s)
+    is lost and the run ends; no step for a tick past the duration."""
+    camera = FakeCamera(clock=clock, on_read={1 + 19: lambda: clock.jump(0.17)})
+    loop, s = run_loop(FakeRobot(clock=clock), camera, ConstPolicy(), clock=clock, duration=1.0)
+    assert s.cause == StopCause.DURATION and s.steps == 19 and s.misses["overrun"] == 1
+
+
 def test_history_grows_to_the_context_and_stays_there(clock):
     policy = ConstPolicy()
     run_loop(FakeRobot(clock=clock), FakeCamera(clock=clock), policy, clock=clock, duration=1.2, warm_up=False)
