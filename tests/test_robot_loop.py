@@ -34,10 +34,11 @@ def clock():
     clock.close()  # releases a policy thread still "computing"
 
 
-def run_loop(robot, camera, policy, *, recorder=None, clock=None, **config):
+def run_loop(robot, camera, policy, *, recorder=None, clock=None, safety=None, **config):
     config.setdefault("duration", 0.5)
     with robot:
         kwargs = {} if clock is None else {"clock": clock}
+        kwargs.update({} if safety is None else {"safety": safety})
         loop = ControlLoop(robot, camera, policy, config=LoopConfig(**config), recorder=recorder, **kwargs)
         summary = loop.run()
     return loop, summary
@@ -75,11 +76,12 @@ def test_loop_keeps_rate_and_sends_safe_targets(tmp_path, clock):
 def test_loop_keeps_20_hz_on_the_wall_clock():
     """The one wall-clock test: the real clock and threads give 20 Hz. Bounds
     are loose (a loaded CI machine may stall a tick: skipped ticks are
-    counted, not hidden)."""
+    counted, not hidden; the watchdog is out of the way, its logic is tested
+    on the fake clock)."""
     robot = FakeRobot()
-    loop, s = run_loop(robot, FakeCamera(), WavePolicy(), duration=1.0)
+    loop, s = run_loop(robot, FakeCamera(), WavePolicy(), duration=1.0, safety=SafetyConfig(max_consecutive_misses=20))
     assert s.cause == StopCause.DURATION and s.steps + s.misses["overrun"] == 20
-    assert s.misses["total"] <= 4 and s.period_ms["p50"] == pytest.approx(PERIOD_MS, abs=5.0), s
+    assert s.misses["total"] <= 6 and s.period_ms["p50"] == pytest.approx(PERIOD_MS, abs=5.0), s
     assert 0.8 <= s.duration_s <= 1.2 and s.policy_latency_ms["p50"] < 25, s
     assert s.commands_sent == s.steps and robot.events == ["connect", "stop", "disconnect"]
 
