@@ -199,6 +199,10 @@ class _Signals:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
+    def note_only(self) -> None:
+        """From now on a signal changes nothing (the run is ending)."""
+        self._raised = True
+
     def _handle(self, signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
         if self.loop is not None:
@@ -272,16 +276,15 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)  # fmt: skip
     threads_before = set(threading.enumerate())
-    loop = None
-    with _Signals() as signals:
+    with _Signals() as signals:  # until the very end: a Ctrl-C during the grace period must not raise
         try:
             status = _run_robot(args, signals)
         except _Interrupted as exc:  # before the loop existed; the with-blocks released what was open
             print(f"hop-robot run: stopped by {exc.signal_name} before the loop started; nothing was sent",
                   file=sys.stderr)  # fmt: skip
             status = _signal_status(exc.signal_name)
-        loop = signals.loop
-    return _end(status, loop, threads_before)
+        signals.note_only()
+        return _end(status, signals.loop, threads_before)
 
 
 def _run_robot(args: argparse.Namespace, signals: _Signals) -> int:
