@@ -13,12 +13,19 @@ key                dtype, shape        meaning
 ``gravity``        float32 (3,)        unit gravity vector in this frame (camera default (0, 1, 0))
 ``hand_side``      str (0-d unicode)   ``right`` or ``left``
 ``source``         str (0-d unicode)   stable id of the video
+``contact``        bool (T,)           optional: the hand holds / touches the object in this frame
 =================  ==================  ==============================================
+
+Optional: ``hand_provenance`` uint8 (T,), how each frame's hand was obtained
+(``OBSERVED`` / ``RECOVERED`` / ``CARRIED`` / ``INTERPOLATED`` / ``UNSEEN``);
+absent = every seen frame observed.
 
 This module holds the format in code: ``HOITrajectory``, ``save`` / ``load``
 (which validate every key and never guess), and the preparation for
 retargeting (``prepare``: gap filling, resampling to the control rate,
-duration check, left-to-right mirroring) plus ``gravity_alignment``. Everything
+duration check, left-to-right mirroring) plus ``gravity_alignment``, and the
+one rule for gaps and jumps (``GapRule``, ``RETARGET_RULE``, ``check_rule``,
+``split_segments``) that both ``prepare`` and video lifting apply. Everything
 is plain vectorised numpy; quaternions are always w, x, y, z.
 """
 
@@ -27,7 +34,7 @@ from __future__ import annotations
 import os
 import zipfile
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -62,6 +69,15 @@ assert spec.HAND_SIZE_JOINTS == (WRIST, FINGER_MCPS[1])  # hand size: wrist -> m
 
 # ---------------------------------------------------------------- format constants
 KEYS: tuple[str, ...] = ("hand_joints", "object_pose", "object_points", "fps", "gravity", "hand_side", "source")
+# Optional keys: written when known, read when present (absent = unknown).
+OPTIONAL_KEYS: tuple[str, ...] = ("hand_provenance", "contact")
+# How a frame's hand joints were obtained (key 'hand_provenance', uint8 (T,)); the one place for these codes.
+OBSERVED = 0  # detected in the frame
+RECOVERED = 1  # detected again in a crop around the predicted hand (after the whole-frame detector lost it)
+CARRIED = 2  # hidden: the last observed hand moved rigidly with the tracked object it holds
+INTERPOLATED = 3  # a short gap bridged between valid frames
+UNSEEN = 4  # unknown: every joint NaN
+PROVENANCE_NAMES: tuple[str, ...] = ("observed", "recovered", "carried", "interpolated", "unseen")
 HAND_SIDES: tuple[str, ...] = ("right", "left")
 MIN_OBJECT_POINTS = 100
 MIN_FRAMES = 2
@@ -97,6 +113,7 @@ class HOITrajectory:
     gravity       (3,) float32 unit vector of gravity in this frame
     hand_side     "right" or "left"
     source        stable id of the video
+    hand_provenance  optional (T,) uint8 ``OBSERVED`` ... ``UNSEEN`` per frame; None = observed where seen
     """
 
     hand_joints: np.ndarray
@@ -106,6 +123,8 @@ class HOITrajectory:
     gravity: np.ndarray
     hand_side: str
     source: str
+    hand_provenance: np.ndarray | None = field(default=None)
+    contact: np.ndarray | None = field(default=None)  # optional (T,) bool: the hand holds / touches the object
 
     @property
     def num_frames(self) -> int:
@@ -253,10 +272,63 @@ def _validate_fields(fields: Mapping[str, Any], name: str) -> HOITrajectory:
     if not source.strip():
         raise HOIFormatError(name, "source", "must be a non-empty string")
 
+    provenance = fields.get("hand_provenance")
+    if provenance is not None:
+        provenance = _validate_provenance(provenance, np.isnan(hand).all(axis=(1, 2)), name)
+    contact = fields.get("contact")
+    if contact is not None:
+        contact = np.asarray(contact)
+        if contact.dtype != np.bool_:
+            raise HOIFormatError(name, "contact", f"must be a bool array, got dtype {contact.dtype}")
+        if contact.shape != (T,):
+            raise HOIFormatError(name, "contact", f"must be (T,) with T = {T} (the rows of 'hand_joints'), got {contact.shape}")
+        contact = contact.copy()
+
     return HOITrajectory(
         hand_joints=hand, object_pose=pose, object_points=points, fps=fps,
-        gravity=gravity, hand_side=hand_side, source=source,
+        gravity=gravity, hand_side=hand_side, source=source, hand_provenance=provenance, contact=contact,
     )  # fmt: skip
+
+
+def _validate_provenance(value: Any, unseen: np.ndarray, name: str) -> np.ndarray:
+    """``hand_provenance``: integer (T,) with codes ``OBSERVED`` ... ``UNSEEN``;
+    ``UNSEEN`` exactly on the frames whose joints are all NaN. -> uint8 copy."""
+    key = "hand_provenance"
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "ui":
+        raise HOIFormatError(name, key, f"must be an integer array (uint8 codes), got dtype {arr.dtype}")
+    if arr.shape != unseen.shape:
+        raise HOIFormatError(name, key, f"must be (T,) with T = {unseen.shape[0]} (the rows of 'hand_joints'), got {arr.shape}")
+    bad = (arr < 0) | (arr >= len(PROVENANCE_NAMES))
+    if bad.any():
+        t = int(np.flatnonzero(bad)[0])
+        raise HOIFormatError(name, key, f"has code {int(arr[t])} at frame {t}; codes are 0-{len(PROVENANCE_NAMES) - 1} {list(PROVENANCE_NAMES)}")
+    arr = arr.astype(np.uint8)
+    wrong = (arr == UNSEEN) != unseen
+    if wrong.any():
+        t = int(np.flatnonzero(wrong)[0])
+        if unseen[t]:
+            problem = f"marks frame {t} '{PROVENANCE_NAMES[arr[t]]}' but none of its joints is seen (that is 'unseen')"
+        else:
+            problem = f"marks frame {t} 'unseen' but its joints are seen"
+        raise HOIFormatError(name, key, problem)
+    return arr
+
+
+def provenance(traj: HOITrajectory) -> np.ndarray:
+    """(T,) uint8 provenance codes of a trajectory: its ``hand_provenance``, or
+    for a file without one ``OBSERVED`` where any joint is seen, ``UNSEEN`` elsewhere."""
+    if traj.hand_provenance is not None:
+        return np.asarray(traj.hand_provenance, dtype=np.uint8)
+    unseen = np.isnan(np.asarray(traj.hand_joints)).all(axis=(1, 2))
+    return np.where(unseen, UNSEEN, OBSERVED).astype(np.uint8)
+
+
+def provenance_fractions(codes: np.ndarray) -> dict[str, float]:
+    """{name: fraction of frames} for (T,) provenance codes (every name present)."""
+    codes = np.asarray(codes)
+    n = max(1, codes.size)
+    return {nm: float(np.sum(codes == k)) / n for k, nm in enumerate(PROVENANCE_NAMES)}
 
 
 def validate(traj: HOITrajectory, name: str | None = None) -> HOITrajectory:
@@ -264,7 +336,12 @@ def validate(traj: HOITrajectory, name: str | None = None) -> HOITrajectory:
     (float32, unit quaternions and gravity). Raises ``HOIFormatError`` naming
     ``name`` (default: the trajectory's source), the key and the problem."""
     label = name or (traj.source if isinstance(traj.source, str) and traj.source else "<HOITrajectory>")
-    return _validate_fields({k: getattr(traj, k) for k in KEYS}, label)
+    fields = {k: getattr(traj, k) for k in KEYS}
+    if traj.hand_provenance is not None:
+        fields["hand_provenance"] = traj.hand_provenance
+    if traj.contact is not None:
+        fields["contact"] = traj.contact
+    return _validate_fields(fields, label)
 
 
 # ================================================================ files
@@ -285,6 +362,10 @@ def save(path: str | os.PathLike, traj: HOITrajectory) -> Path:
         "hand_side": np.array(t.hand_side, dtype=np.str_),
         "source": np.array(t.source, dtype=np.str_),
     }
+    if t.contact is not None:
+        arrays["contact"] = t.contact
+    if t.hand_provenance is not None:
+        arrays["hand_provenance"] = t.hand_provenance.astype(np.uint8)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -303,7 +384,8 @@ def save(path: str | os.PathLike, traj: HOITrajectory) -> Path:
 
 def load(path: str | os.PathLike) -> HOITrajectory:
     """Read and validate a ``.hoi.npz``. Every key is checked (presence, dtype,
-    shape, finiteness, unit quaternions, hand side, fps, source, T >= 2);
+    shape, finiteness, unit quaternions, hand side, fps, source, T >= 2, and
+    ``hand_provenance`` when present);
     float64 arrays are cast to float32, near-unit quaternions and gravity are
     normalised. Anything else raises ``HOIFormatError`` naming the file, the
     key and the problem — also for a file that is not an npz archive at all.
@@ -322,7 +404,7 @@ def load(path: str | os.PathLike) -> HOITrajectory:
         if missing:
             raise HOIFormatError(name, missing[0], "is missing" + (f" (also missing: {missing[1:]})" if missing[1:] else ""))
         fields: dict[str, Any] = {}
-        for key in KEYS:
+        for key in KEYS + tuple(k for k in OPTIONAL_KEYS if k in npz.files):
             try:
                 fields[key] = npz[key]
             except ValueError as e:
@@ -446,7 +528,37 @@ def gravity_alignment(gravity: np.ndarray) -> np.ndarray:
     return np.eye(3) + vx + vx @ vx / (1.0 + c)
 
 
-# ================================================================ preparation for retargeting
+# ================================================================ the rule for gaps and jumps
+@dataclass(frozen=True)
+class GapRule:
+    """What retargeting accepts of a hand trajectory — the one rule for gaps and
+    jumps, applied by ``prepare`` (retargeting refuses what breaks it) and by
+    video lifting (which cuts its output where it would break, so it never
+    writes a file retargeting refuses).
+
+    - a gap (frames whose hand is missing, any joint NaN; object rows NaN) of at
+      most ``max_gap_s`` is bridged (interior: interpolated; leading / trailing:
+      the nearest row held); a longer one is refused;
+    - the wrist may not move faster than ``max_speed_m_s`` between consecutive
+      seen frames (a jump: another hand, or a failed fit);
+    - the trajectory spans at least ``min_duration_s`` (T / fps)."""
+
+    max_gap_s: float = 0.25
+    min_duration_s: float = 2.0
+    max_speed_m_s: float = 5.0
+
+    def max_gap_frames(self, fps: float) -> int:
+        """The longest gap (rows) bridged at ``fps``: floor(max_gap_s * fps)."""
+        return int(np.floor(self.max_gap_s * fps + 1e-9))
+
+    def min_frames(self, fps: float) -> int:
+        """The fewest rows that span ``min_duration_s`` at ``fps``."""
+        return int(np.ceil(self.min_duration_s * fps - 1e-9))
+
+
+RETARGET_RULE = GapRule()
+
+
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start indices and lengths of the runs of True in a (T,) bool mask."""
     padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
@@ -455,16 +567,15 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, np.flatnonzero(edges == -1) - starts
 
 
-def _fill_gaps(
-    values: np.ndarray, valid: np.ndarray, fps: float, max_gap_s: float, name: str, key: str, quaternion_from: int | None
-) -> np.ndarray:
-    """Fill the rows of ``values`` (T, D) where ``valid`` is False.
+def hand_seen(hand_joints: np.ndarray) -> np.ndarray:
+    """(T,) bool: frames whose 21 joints are all seen (the unit of gaps: a
+    frame with any joint NaN is missing)."""
+    return ~np.isnan(np.asarray(hand_joints)).any(axis=(1, 2))
 
-    Interior gaps: linear interpolation between the valid rows around them
-    (columns from ``quaternion_from`` on are a quaternion, slerped). Leading and
-    trailing gaps: the nearest valid row is held. A gap of g missing rows lasts
-    g / fps seconds; a gap longer than ``max_gap_s`` is refused."""
-    T = values.shape[0]
+
+def _check_gaps(valid: np.ndarray, fps: float, max_gap_s: float, name: str, key: str) -> None:
+    """Raise ``HOIFormatError`` for the longest gap of ``~valid`` beyond ``max_gap_s``."""
+    T = valid.shape[0]
     if not valid.any():
         raise HOIFormatError(name, key, f"has no {'seen' if key == 'hand_joints' else 'known'} frame at all ({T} frames)")
     starts, lengths = _runs(~valid)
@@ -480,6 +591,102 @@ def _fill_gaps(
             f"(t = {s / fps:.3f}-{(s + n - 1) / fps:.3f} s), longer than max_gap_s = {max_gap_s} s "
             f"({max_frames} frames at {fps:g} fps)",
         )  # fmt: skip
+
+
+def find_jumps(hand_joints: np.ndarray, fps: float, max_speed_m_s: float) -> list[tuple[int, int, float]]:
+    """Jumps of the wrist: (frame a, next seen frame b, speed m/s) wherever the
+    wrist moves faster than ``max_speed_m_s`` between consecutive seen frames."""
+    h = np.asarray(hand_joints, dtype=np.float64)
+    idx = np.flatnonzero(hand_seen(h))
+    if idx.size < 2:
+        return []
+    w = h[idx, WRIST]
+    speed = np.linalg.norm(np.diff(w, axis=0), axis=1) / (np.diff(idx) / fps)
+    return [(int(idx[k]), int(idx[k + 1]), float(speed[k])) for k in np.flatnonzero(speed > max_speed_m_s)]
+
+
+def _check_jumps(hand: np.ndarray, fps: float, max_speed_m_s: float, name: str) -> None:
+    jumps = find_jumps(hand, fps, max_speed_m_s)
+    if jumps:
+        a, b, v = max(jumps, key=lambda j: j[2])
+        d = float(np.linalg.norm(hand[b, WRIST].astype(np.float64) - hand[a, WRIST]))
+        raise HOIFormatError(
+            name, "hand_joints",
+            f"jumps: the wrist moves {d:.3f} m between frames {a} and {b} (t = {a / fps:.3f}-{b / fps:.3f} s), "
+            f"{v:.1f} m/s, faster than max_speed_m_s = {max_speed_m_s:g} m/s (another hand or a failed fit)"
+            + (f"; {len(jumps)} such jumps" if len(jumps) > 1 else ""),
+        )  # fmt: skip
+
+
+def check_rule(traj: HOITrajectory, rule: GapRule = RETARGET_RULE) -> None:
+    """Raise ``HOIFormatError`` (naming the key, frames and seconds) when
+    ``traj`` breaks ``rule``: too short, a gap too long (hand or object), a
+    jump. ``prepare`` applies exactly this before it fills and resamples."""
+    name = traj.source
+    T, fps = traj.num_frames, float(traj.fps)
+    if T / fps + 1e-9 < rule.min_duration_s:
+        raise HOIFormatError(
+            name, "hand_joints",
+            f"spans {T / fps:.3f} s ({T} frames at {fps:g} fps); at least {rule.min_duration_s:g} s of motion is required",
+        )  # fmt: skip
+    _check_gaps(hand_seen(traj.hand_joints), fps, rule.max_gap_s, name, "hand_joints")
+    _check_gaps(~np.isnan(np.asarray(traj.object_pose)).any(axis=1), fps, rule.max_gap_s, name, "object_pose")
+    _check_jumps(np.asarray(traj.hand_joints), fps, rule.max_speed_m_s, name)
+
+
+@dataclass
+class Segment:
+    """Frames [start, stop) of a trajectory; ``usable`` when the rule accepts
+    it on its own, else ``reason`` says why not."""
+
+    start: int
+    stop: int
+    usable: bool
+    reason: str = ""
+
+    @property
+    def frames(self) -> int:
+        return self.stop - self.start
+
+
+def split_segments(hand_joints: np.ndarray, fps: float, rule: GapRule = RETARGET_RULE) -> list[Segment]:
+    """Cut a hand trajectory (T, 21, 3) where ``rule`` cannot bridge it: at
+    every gap longer than ``max_gap_s`` (the gap's frames belong to no
+    segment) and at every jump (between its two frames). Each piece runs from
+    its first to its last seen frame (shorter gaps stay inside, to be
+    bridged); pieces shorter than ``min_duration_s`` are returned with
+    ``usable=False``. A usable piece, cut out with its object rows, passes
+    ``check_rule`` as far as the hand is concerned."""
+    h = np.asarray(hand_joints)
+    seen = hand_seen(h)
+    idx = np.flatnonzero(seen)
+    if idx.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(idx) - 1 > rule.max_gap_frames(fps))  # a long gap after idx[k]
+    cut = set(int(k) for k in breaks)
+    jump_after = {a for a, _, _ in find_jumps(h, fps, rule.max_speed_m_s)}
+    cut |= {int(k) for k, i in enumerate(idx[:-1]) if int(i) in jump_after}
+    out: list[Segment] = []
+    first = 0
+    for k in sorted(cut) + [idx.size - 1]:
+        start, stop = int(idx[first]), int(idx[k]) + 1
+        n = stop - start
+        if n / fps + 1e-9 >= rule.min_duration_s:
+            out.append(Segment(start, stop, True))
+        else:
+            out.append(Segment(start, stop, False, f"spans {n / fps:.2f} s, under the {rule.min_duration_s:g} s retargeting needs"))
+        first = k + 1
+    return out
+
+
+# ================================================================ preparation for retargeting
+def _fill_gaps(values: np.ndarray, valid: np.ndarray, quaternion_from: int | None) -> np.ndarray:
+    """Fill the rows of ``values`` (T, D) where ``valid`` is False (the rule
+    checked first: every gap is short). Interior gaps: linear interpolation
+    between the valid rows around them (columns from ``quaternion_from`` on
+    are a quaternion, slerped). Leading and trailing gaps: the nearest valid
+    row is held."""
+    T = values.shape[0]
     if valid.all():
         return values
     idx = np.arange(T)
@@ -514,48 +721,63 @@ def _resample(values: np.ndarray, fps: float, control_hz: float, quaternion_from
     return out.reshape((n_out,) + values.shape[1:])
 
 
+def _resample_nearest(codes: np.ndarray, fps: float, control_hz: float) -> np.ndarray:
+    """Per-row codes (T,) resampled like ``_resample``, taking the nearer input row."""
+    T = codes.shape[0]
+    n_out = int(np.floor((T - 1) / fps * control_hz + 1e-9)) + 1
+    u = np.arange(n_out) * (fps / control_hz)
+    return codes[np.clip(np.floor(u + 0.5).astype(np.int64), 0, T - 1)]
+
+
 def prepare(
     traj: HOITrajectory,
     control_hz: float = spec.CONTROL_HZ,
-    max_gap_s: float = 0.25,
-    min_duration_s: float = 2.0,
+    max_gap_s: float = RETARGET_RULE.max_gap_s,
+    min_duration_s: float = RETARGET_RULE.min_duration_s,
+    max_speed_m_s: float = RETARGET_RULE.max_speed_m_s,
 ) -> HOITrajectory:
     """Make a trajectory ready for retargeting; returns a new, right-handed
     trajectory at ``control_hz`` with no NaN.
 
     1. Validate (as ``load`` does).
-    2. Duration: T / fps must be at least ``min_duration_s`` ("at least 2 s of
-       motion"), else ``HOIFormatError`` naming the duration.
-    3. Gaps. Hand joints are filled per frame: a frame is missing if any of its
-       joints is NaN (joints are detected together, and interpolating some
-       joints of a frame while keeping others would break bone lengths).
-       Object pose rows are missing when NaN. Interior gaps of at most
-       ``max_gap_s`` (g missing rows last g / fps s) are interpolated (linear
-       for positions, slerp for the quaternion); leading / trailing gaps of at
-       most ``max_gap_s`` hold the nearest valid row; longer gaps raise
-       ``HOIFormatError`` naming the key, the frames and the seconds.
+    2. The rule (``check_rule`` with ``GapRule(max_gap_s, min_duration_s,
+       max_speed_m_s)``, by default ``RETARGET_RULE``): duration at least
+       ``min_duration_s`` ("at least 2 s of motion"); no gap longer than
+       ``max_gap_s`` (hand frames are missing when any joint is NaN — joints
+       are detected together, and interpolating some joints of a frame while
+       keeping others would break bone lengths; object rows when NaN; g
+       missing rows last g / fps s); no wrist jump faster than
+       ``max_speed_m_s``. Else ``HOIFormatError`` naming the key, the frames
+       and the seconds.
+    3. Gaps are filled: interior ones interpolated (linear for positions, slerp
+       for the quaternion), leading / trailing ones hold the nearest valid row.
     4. Quaternions are made sign-continuous, then every row is resampled by
        time to ``control_hz`` (row k at k / control_hz, covering
-       [0, (T-1)/fps]): linear for positions, slerp for rotations.
+       [0, (T-1)/fps]): linear for positions, slerp for rotations. A
+       ``hand_provenance`` is resampled to the nearer input row, filled
+       frames marked ``INTERPOLATED``.
     5. A left hand is mirrored into a right hand (``mirror``)."""
     if not (np.isfinite(control_hz) and control_hz > 0):
         raise ValueError(f"control_hz must be finite and > 0, got {control_hz}")
     t = validate(traj)
-    name = t.source
-    if t.duration + 1e-9 < min_duration_s:
-        raise HOIFormatError(
-            name, "hand_joints",
-            f"spans {t.duration:.3f} s ({t.num_frames} frames at {t.fps:g} fps); "
-            f"at least {min_duration_s:g} s of motion is required",
-        )  # fmt: skip
+    check_rule(t, GapRule(max_gap_s=max_gap_s, min_duration_s=min_duration_s, max_speed_m_s=max_speed_m_s))
     hand = t.hand_joints.astype(np.float64)
-    hand = _fill_gaps(hand, ~np.isnan(hand).any(axis=(1, 2)), t.fps, max_gap_s, name, "hand_joints", None)
+    seen = hand_seen(hand)
+    hand = _fill_gaps(hand, seen, None)
     pose = t.object_pose.astype(np.float64)
-    pose = _fill_gaps(pose, ~np.isnan(pose).any(axis=1), t.fps, max_gap_s, name, "object_pose", 3)
+    pose = _fill_gaps(pose, ~np.isnan(pose).any(axis=1), 3)
     pose[:, 3:] = _sign_continuous(pose[:, 3:])
+    prov = None
+    if t.hand_provenance is not None:
+        prov = np.where(seen, t.hand_provenance, INTERPOLATED).astype(np.uint8)
+        prov = _resample_nearest(prov, t.fps, control_hz)
+    contact = None if t.contact is None else _resample_nearest(t.contact, t.fps, control_hz)
     hand = _resample(hand, t.fps, control_hz, None)
     pose = _resample(pose, t.fps, control_hz, 3)
-    out = replace(t, hand_joints=hand.astype(np.float32), object_pose=pose.astype(np.float32), fps=float(control_hz))
+    out = replace(
+        t, hand_joints=hand.astype(np.float32), object_pose=pose.astype(np.float32), fps=float(control_hz), hand_provenance=prov,
+        contact=contact,
+    )
     if out.hand_side == "left":
         out = mirror(out)
     return out

@@ -387,3 +387,72 @@ def test_rotation_helpers_round_trip():
     np.testing.assert_allclose(hoi.quat_to_matrix(hoi.quat_multiply(q[:100], q[100:])), R[:100] @ R[100:], atol=1e-12)
     mid = hoi.slerp(q[:100], q[100:], np.full(100, 0.5))
     np.testing.assert_allclose(np.linalg.norm(mid, axis=1), 1.0)
+
+
+# ---------------------------------------------------------------- hand provenance (optional key)
+def test_provenance_round_trip_and_default(tmp_path):
+    t = _traj(T=60)
+    hand = t.hand_joints.copy()
+    hand[10:12] = np.nan
+    prov = np.full(60, hoi.OBSERVED, np.uint8)
+    prov[5:8], prov[20:30], prov[40] = hoi.RECOVERED, hoi.CARRIED, hoi.INTERPOLATED
+    prov[10:12] = hoi.UNSEEN
+    back = hoi.load(hoi.save(tmp_path / "p.hoi.npz", replace(t, hand_joints=hand, hand_provenance=prov)))
+    assert back.hand_provenance.dtype == np.uint8
+    np.testing.assert_array_equal(back.hand_provenance, prov)
+    assert hoi.provenance_fractions(back.hand_provenance)["carried"] == pytest.approx(10 / 60)
+    # absent: observed where seen, unseen where no joint is
+    plain = hoi.load(hoi.save(tmp_path / "q.hoi.npz", replace(t, hand_joints=hand)))
+    assert plain.hand_provenance is None
+    np.testing.assert_array_equal(hoi.provenance(plain), np.where(np.arange(60) // 2 == 5, hoi.UNSEEN, hoi.OBSERVED))
+    assert hoi.PROVENANCE_NAMES[hoi.CARRIED] == "carried" and len(hoi.PROVENANCE_NAMES) == hoi.UNSEEN + 1
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [(np.zeros(60, np.float32), "integer array"), (np.zeros(59, np.uint8), "(T,) with T = 60"),
+     (np.full(60, 7, np.uint8), "code 7 at frame 0"), (np.full(60, hoi.UNSEEN, np.uint8), "marks frame 0 'unseen' but its joints are seen")],
+)  # fmt: skip
+def test_provenance_is_validated(tmp_path, value, words):
+    path = _write(tmp_path / "clip.hoi.npz", hand_provenance=value)
+    with pytest.raises(HOIFormatError) as err:
+        hoi.load(path)
+    assert err.value.key == "hand_provenance" and words in str(err.value), str(err.value)
+    t = _traj()
+    hand = t.hand_joints.copy()
+    hand[3] = np.nan
+    with pytest.raises(HOIFormatError, match="marks frame 3 'observed' but none of its joints is seen"):
+        hoi.validate(replace(t, hand_joints=hand, hand_provenance=np.zeros(60, np.uint8)))
+
+
+def test_prepare_resamples_provenance_and_marks_filled_frames():
+    t = _traj(T=90)
+    hand = t.hand_joints.copy()
+    hand[30:33] = np.nan
+    prov = np.zeros(90, np.uint8)
+    prov[30:33] = hoi.UNSEEN
+    prov[60:90] = hoi.CARRIED
+    out = hoi.prepare(replace(t, hand_joints=hand, hand_provenance=prov), control_hz=30.0)
+    assert (out.hand_provenance[30:33] == hoi.INTERPOLATED).all() and (out.hand_provenance[60:] == hoi.CARRIED).all()
+    out20 = hoi.prepare(replace(t, hand_joints=hand, hand_provenance=prov))
+    assert out20.hand_provenance.shape == (out20.num_frames,) and (out20.hand_provenance[41:] == hoi.CARRIED).all()
+
+
+# ---------------------------------------------------------------- the one rule for gaps and jumps
+def test_jumps_are_refused_and_segments_cut_by_the_rule():
+    t = _traj(T=150)
+    hand = t.hand_joints.copy()
+    hand[100:] += np.array([0.3, 0.0, 0.0], np.float32)  # 0.3 m in one frame: 9 m/s
+    with pytest.raises(HOIFormatError, match=r"jumps: the wrist moves 0\.30\d m between frames 99 and 100 .* 9\.\d m/s"):
+        hoi.prepare(replace(t, hand_joints=hand))
+    hand[40:50] = np.nan  # an unbridgeable gap (0.33 s) too
+    hand[70:72] = np.nan  # a short one, kept inside its segment
+    segs = hoi.split_segments(hand, 30.0)
+    assert [(s.start, s.stop, s.usable) for s in segs] == [(0, 40, False), (50, 100, False), (100, 150, False)]
+    assert "under the 2 s" in segs[0].reason
+    segs = hoi.split_segments(hand, 30.0, hoi.GapRule(min_duration_s=1.5))
+    assert [(s.start, s.stop, s.usable) for s in segs] == [(0, 40, False), (50, 100, True), (100, 150, True)]
+    for s in segs[1:]:  # each usable piece passes the rule on its own
+        piece = replace(t, hand_joints=hand[s.start : s.stop], object_pose=t.object_pose[s.start : s.stop])
+        hoi.check_rule(piece, hoi.GapRule(min_duration_s=1.5))
+    assert hoi.RETARGET_RULE.max_gap_frames(30.0) == 7 and hoi.RETARGET_RULE.min_frames(30.0) == 60
