@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hop_data import hoi, synth
-from hop_data.retarget.attempts import attempt_seeds
+from hop_data.retarget.attempts import AttemptConfig, attempt_seeds
 from hop_data.retarget.batched_solver import BatchedSolver
 from hop_data.retarget.engine import RetargetConfig, Retargeter
 from hop_data.retarget.nlopt_solver import NloptSolver
@@ -107,9 +107,17 @@ def test_hand_out_of_reach_is_rejected_for_error(retargeter, video):
     far = video.hand_joints.copy()
     ramp = np.linspace(0.0, 1.5, video.num_frames)[:, None, None]
     far -= ramp * np.asarray(video.gravity, dtype=np.float32)  # the hand rises 1.5 m, out of reach
-    out = retargeter.run(replace(video, hand_joints=far.astype(np.float32)), seed=0)
+    far_video = replace(video, hand_joints=far.astype(np.float32))
+    # the IK check sees it before simulating: every placement re-drawn, then refused as unreachable
+    out = retargeter.run(far_video, seed=0)
+    assert not out.accepted.any() and not out.simulated.any() and out.attempt_frames == 0
+    assert set(out.cause) == {"unreachable"}
+    assert out.placement_redraws == 8 * retargeter.config.attempt.placement_redraws
+    # without the check it is simulated and rejected for its keypoint error
+    unchecked = Retargeter(RetargetConfig(attempts=8, attempt=AttemptConfig(reach_check=False)), threads=2)
+    out = unchecked.run(far_video, seed=0)
     assert not out.accepted.any()
-    assert np.all(out.max_error > 0.03)
+    assert np.all(out.max_error[out.simulated] > 0.03) and set(out.cause[out.simulated]) == {"keypoint_error"}
 
 
 def test_hand_driven_through_the_table_is_rejected_for_contact(retargeter, video):
@@ -117,7 +125,13 @@ def test_hand_driven_through_the_table_is_rejected_for_contact(retargeter, video
     g = np.asarray(video.gravity, dtype=np.float32)
     dip = np.clip(np.linspace(-0.5, 1.5, video.num_frames), 0.0, 1.0)[:, None, None]
     down += 0.6 * dip * g  # 60 cm along gravity: the hand dives through the table top
-    out = retargeter.run(replace(video, hand_joints=down), seed=0)
+    dive = replace(video, hand_joints=down)
+    # placement refuses it: keeping the hand above the table would lift the object 60 cm
+    out = retargeter.run(dive, seed=0)
+    assert set(out.cause) == {"under_table"} and not out.simulated.any()
+    # with the lift allowed and the reach unchecked, the arm follows the hand into the table
+    lenient = AttemptConfig(table_margin=-1.0, reach_check=False)
+    out = Retargeter(RetargetConfig(attempts=8, attempt=lenient), threads=2).run(dive, seed=0)
     assert out.arm_contact.any()
     assert not out.accepted[out.arm_contact].any()
 

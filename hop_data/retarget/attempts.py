@@ -4,8 +4,12 @@ An attempt's seed alone (with the same input file and configuration)
 reproduces it exactly: its table pose, initial joint state, joint friction
 and damping, the placement of the trajectory (yaw, offset, clearance) and its
 obstacles all come from ``np.random.default_rng(seed)`` in a fixed order.
-Seeds are derived from (run seed, source id, attempt index) by hashing, so
-they are stable across machines, runs and worker counts.
+A placement that is refused before simulating (object off the table, wrist
+path out of the arm's reach: ``placement.py``) is drawn again from
+``np.random.default_rng([seed, round])``, round 1, 2, ...; which round an
+attempt ends on depends only on its own draws and checks, so the seed alone
+still reproduces it. Seeds are derived from (run seed, source id, attempt
+index) by hashing, so they are stable across machines, runs and worker counts.
 """
 
 from __future__ import annotations
@@ -41,6 +45,14 @@ class AttemptConfig:
     max_obstacles: int = 2  # per attempt, at most SceneConfig.max_obstacles
     obstacle_half_range: tuple[float, float] = (0.02, 0.06)  # m, half-extent of a box obstacle
     obstacle_keep_out: float = 0.12  # m, obstacles stay this far (in x, y) from the placed hand and object path
+    # placement checks (placement.py), before anything is simulated
+    table_margin: float = 0.005  # m, every hand keypoint target stays this far above the table top, all along the path
+    max_object_lift: float = 0.10  # m, how far the object may start above the table (beyond the clearance) to keep the hand above it
+    table_edge_margin: float = 0.02  # m, the object's start centre lies this far inside the table top's edges
+    placement_redraws: int = 8  # a placement off the table or out of reach is drawn again up to this many times
+    reach_check: bool = True  # check the wrist path by IK before simulating
+    reach_tolerance: float = 0.025  # m, mean distance the IK leaves between the palm keypoints (palm, 3 finger bases) and the hand pose asked for
+    reach_period_s: float = 1.0  # s between the wrist-path samples the IK checks (plus the first and last frame)
 
 
 def attempt_seeds(run_seed: int, source: str, attempts: int) -> np.ndarray:
@@ -107,6 +119,23 @@ def draw_attempts(seeds: np.ndarray, config: AttemptConfig, scene: SceneConfig) 
             draws[:, 4:7] = lo + draws[:, 4:7] * (hi - lo)
             out.obstacle_draws[i] = draws
     return out
+
+
+def redraw_placement(draws: AttemptDraws, rows: np.ndarray, round_: int, config: AttemptConfig) -> None:
+    """Draw the placement (yaw jitter, offset, clearance) of attempts ``rows``
+    again, in place, from ``default_rng([seed, round_])`` (``round_`` >= 1)."""
+    if round_ < 1:
+        raise ValueError(f"a re-draw round is >= 1, got {round_}")
+    for i in np.asarray(rows, dtype=int):
+        rng = np.random.default_rng([int(draws.seeds[i]), int(round_)])
+        draws.yaw_jitter[i] = rng.uniform(-config.yaw_jitter, config.yaw_jitter)
+        draws.offset[i] = rng.uniform(-1.0, 1.0, 2) * config.workspace_half
+        draws.clearance[i] = rng.uniform(*config.clearance_range)
+
+
+def select(draws: AttemptDraws, rows: np.ndarray) -> AttemptDraws:
+    """The draws of attempts ``rows`` only (copies)."""
+    return AttemptDraws(**{f: np.array(getattr(draws, f)[rows]) for f in AttemptDraws.__dataclass_fields__})
 
 
 def place_obstacles(
