@@ -206,7 +206,7 @@ class _Signals:
     def _handle(self, signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
         if self.loop is not None:
-            self.loop.request_stop(name, signal_name=name)
+            self.loop.on_signal(name)  # lock-free: see ControlLoop.on_signal
         elif not self._raised:
             self._raised = True
             raise _Interrupted(name)

@@ -42,7 +42,9 @@ active exception", SIGABRT).
 Signals: while ``run`` runs on the main thread it installs its own SIGINT and
 SIGTERM handlers whatever the inherited disposition (a background job or
 ``nohup`` inherits SIGINT ignored: the robot must still stop on it) and
-restores the previous ones when it returns.
+restores the previous ones when it returns. A handler only records the
+signal (``on_signal``, no lock: see there); the loop acts on it at its next
+check, within a period.
 """
 
 from __future__ import annotations
@@ -222,10 +224,10 @@ class _PolicyWorker:
         self._thread.join(max(timeout, 0.0))
         return not self._thread.is_alive()
 
-    def call(self, function: Callable[[], None], timeout: float, stop: threading.Event) -> None:
+    def call(self, function: Callable[[], None], timeout: float, stopping: Callable[[], bool]) -> None:
         """Run ``function`` on the worker thread and wait for it (warm-up: TorchScript
         and the thread's own pools initialise on the first calls made *on that thread*).
-        Gives up when ``stop`` is set (Ctrl-C during a long warm-up)."""
+        Gives up when ``stopping()`` (Ctrl-C during a long warm-up)."""
         policy = self._policy
         self._policy = lambda *_: function()
         try:
@@ -234,7 +236,7 @@ class _PolicyWorker:
             deadline = self._clock.now() + timeout
             # in slices, so that a stop request is honoured within 50 ms
             while not self.wait(min(0.05, deadline - self._clock.now())):
-                if stop.is_set():
+                if stopping():
                     raise LoopError("stopped during the policy warm-up")
                 if self._clock.now() >= deadline:
                     raise LoopError(f"policy warm-up did not finish within {timeout:g} s")
@@ -348,6 +350,7 @@ class ControlLoop:
         self._stop = threading.Event()
         self._stop_reason: str | None = None
         self._signal: str | None = None
+        self._pending_signal: str | None = None  # set by signal handlers, lock-free (see on_signal)
         self._worker: _PolicyWorker | None = None
         self.summary = LoopSummary(target_hz=config.hz, dry_run=config.dry_run)
         self._cloud: np.ndarray | None = None
@@ -362,14 +365,28 @@ class ControlLoop:
 
     # ------------------------------------------------------------ control
     def request_stop(self, reason: str = "requested", *, signal_name: str | None = None) -> None:
-        """Stop at the next tick (thread-safe; what the signal handlers call).
+        """Stop at the next tick (thread-safe; not from a signal handler: ``on_signal``).
         The first request's reason (or signal) is the one reported."""
         if self._stop_reason is None:
             self._stop_reason, self._signal = (signal_name or reason), signal_name
         self._stop.set()
 
+    def on_signal(self, signal_name: str) -> None:
+        """What a signal handler calls: only an assignment, no lock. A handler runs
+        on the main thread between two bytecodes, possibly inside ``Event.wait``
+        while it holds the lock that ``Event.set`` takes: a deadlock. The main
+        thread turns this into ``request_stop`` at its next check (within a period)."""
+        if self._pending_signal is None:
+            self._pending_signal = signal_name
+
     @property
     def stop_requested(self) -> bool:
+        return self._stop.is_set() or self._pending_signal is not None
+
+    def _stopping(self) -> bool:
+        """(main thread) Whether to stop, a signal received meanwhile included."""
+        if self._pending_signal is not None and not self._stop.is_set():
+            self.request_stop(self._pending_signal, signal_name=self._pending_signal)
         return self._stop.is_set()
 
     def run(self) -> LoopSummary:
@@ -386,7 +403,7 @@ class ControlLoop:
         try:
             if cfg.warm_up:
                 num_points = int(getattr(self.policy, "num_points", spec.NUM_POINTS))
-                worker.call(lambda: warm_up(self.policy, self.context, num_points), cfg.warm_up_timeout, self._stop)
+                worker.call(lambda: warm_up(self.policy, self.context, num_points), cfg.warm_up_timeout, self._stopping)
             # Everything allocated so far (torch, the model) leaves the collector's
             # view, so that a collection during the loop is short.
             gc.collect()
@@ -404,8 +421,9 @@ class ControlLoop:
             cause, reason = StopCause.POLICY_ERROR, f"policy error: {exc}"
             raise
         except LoopError as exc:
-            cause = StopCause.SIGNAL if self._signal else StopCause.REQUESTED if self._stop.is_set() else StopCause.STARTUP
-            reason = f"{exc} ({self._stop_reason})" if self._stop.is_set() else str(exc)
+            stopping = self._stopping()
+            cause = StopCause.SIGNAL if self._signal else StopCause.REQUESTED if stopping else StopCause.STARTUP
+            reason = f"{exc} ({self._stop_reason})" if stopping else str(exc)
             raise
         except BaseException as exc:
             reason = f"error: {exc!r}"
@@ -440,7 +458,7 @@ class ControlLoop:
         cfg, now = self.config, self.clock.now
         deadline = now() + cfg.startup_timeout
         state = None
-        while now() < deadline and not self._stop.is_set():
+        while now() < deadline and not self._stopping():
             state = self.robot.observe()
             t = now()
             fresh = t - state.stamp <= cfg.max_joint_age and np.isfinite(state.q).all()
@@ -451,7 +469,7 @@ class ControlLoop:
                     self.safety.reset(state.q)
                     return
             self.clock.sleep(0.02, until=self._stop)
-        if self._stop.is_set():
+        if self._stopping():
             raise LoopError("stopped during startup")
         what = "a fresh joint state" if state is None or now() - state.stamp > cfg.max_joint_age else "an object cloud"
         raise LoopError(f"no {what} within {cfg.startup_timeout:g} s: nothing was sent")
@@ -465,7 +483,7 @@ class ControlLoop:
         period = 1.0 / cfg.hz
         t0, k = now(), 0
         log.info("moving to the home pose (safety-limited)")
-        while not self._stop.is_set():
+        while not self._stopping():
             state = self.robot.observe()
             if np.max(np.abs(state.q - home)) < cfg.home_tolerance:
                 log.info("home pose reached in %.1f s", now() - t0)
@@ -491,7 +509,7 @@ class ControlLoop:
             delay = tick - now()
             if delay > 0:
                 self.clock.sleep(delay, until=self._stop)
-            if self._stop.is_set():
+            if self._stopping():
                 return (StopCause.SIGNAL if self._signal else StopCause.REQUESTED), f"stop requested ({self._stop_reason})"
             start = now()
             late = start - tick
@@ -617,8 +635,7 @@ class ControlLoop:
         return previous
 
     def _on_signal(self, signum: int, frame: object) -> None:
-        name = signal.Signals(signum).name
-        self.request_stop(name, signal_name=name)
+        self.on_signal(signal.Signals(signum).name)
 
     @staticmethod
     def _restore_signals(previous: dict) -> None:

@@ -239,6 +239,29 @@ def test_signals_stop_the_robot(sig, inherited, clock):
         assert signal.getsignal(handled) is handler  # restored
 
 
+def test_the_signal_handler_takes_no_lock(clock):
+    """A handler runs on the main thread between two bytecodes, possibly inside
+    ``Event.wait`` while it holds the event's lock: one that called
+    ``Event.set`` then deadlocked the loop. Here the lock is held while the
+    handler runs (on a helper thread, so that a regression fails instead of
+    hanging): it must return at once and the loop must then stop."""
+    robot = FakeRobot(clock=clock)
+    with robot:
+        loop = ControlLoop(robot, FakeCamera(clock=clock), ConstPolicy(), config=LoopConfig(duration=2.0), clock=clock)
+        with loop._stop._cond:  # what Event.wait holds around its wait (CPython's threading.Event)
+            handler = threading.Thread(target=loop._on_signal, args=(signal.SIGINT, None))
+            handler.start()
+            handler.join(10.0)
+            returned = not handler.is_alive()
+        handler.join()
+        assert returned, "the signal handler blocked on the stop event's lock"
+        assert loop.stop_requested
+        with pytest.raises(LoopError, match="stopped during startup"):
+            loop.run()
+    s = loop.summary
+    assert s.cause == StopCause.SIGNAL and s.signal == "SIGINT" and "SIGINT" in s.reason and robot.acts == []
+
+
 def test_a_signal_during_a_slow_warm_up_is_honoured(inherited, clock):
     """SIGINT while the policy is still warming up (a call that takes 30 s):
     the loop gives up within a 50 ms slice, nothing is sent."""
