@@ -14,7 +14,7 @@
 - ``ExportPolicy``: a callback that, at the end of ``fit``, exports the best
   checkpoint's policy (TorchScript, ``hop_train.export``) next to it.
 
-BC finetuning (paper Sec. 3.4: "same objective and hyperparameters as
+BC finetuning (the paper: "same objective and hyperparameters as
 pretraining") is the same module on a store of task demonstrations
 (``hop-train demos``, ``hop-data import recording``), started from π_b with
 ``init_from`` (a ``.ckpt`` or an exported ``policy.pt``; ``load_init_weights``).
