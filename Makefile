@@ -71,12 +71,25 @@ pretrain: install
 test: install lift-env
 	$(BIN)/python -m pytest -q tests
 	@$(MAKE) --no-print-directory test-signals
+	@$(MAKE) --no-print-directory experiment-smoke
 
 # The robot loop's tests again with SIGINT ignored, as nohup, a background job or
 # a CI runner may start them: they must not depend on the inherited disposition.
 test-signals: install
 	$(BIN)/python -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])' \
 	  $(BIN)/python -m pytest -q tests/test_robot_loop.py
+
+# The paper's claims on this stack (docs/experiment.md). Resumable: run it again after a kill.
+# CPU scale (<= 2 h here): run files under results/cpu/, report in docs/results.md.
+experiment: install
+	$(BIN)/python -m hop_train.experiment run --config experiments/cpu.yaml
+	$(BIN)/python -m hop_train.experiment report --config experiments/cpu.yaml
+
+# Every stage at toy size (checks the pipeline, not the numbers); part of make test.
+experiment-smoke: install
+	rm -rf out/experiment/smoke out/experiment/results/smoke
+	$(BIN)/python -m hop_train.experiment run --config experiments/smoke.yaml
+	$(BIN)/python -m hop_train.experiment report --config experiments/smoke.yaml
 
 bench: install lift-env
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

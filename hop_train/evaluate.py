@@ -164,6 +164,7 @@ def evaluate(
     render_envs: int = 4,
     show_progress: bool = True,
     threads: int = 0,
+    episode_steps: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``policy`` on ``task`` (module doc); write an mp4 of a few envs when ``render``."""
     from tqdm import tqdm
@@ -171,7 +172,8 @@ def evaluate(
     from hop_train.envs import make_vector
 
     t0 = time.perf_counter()
-    env = make_vector(task, envs, objects=objects, perturb=perturb, cloud=cloud, nthread=threads)
+    options = {} if episode_steps is None else {"episode_steps": int(episode_steps)}
+    env = make_vector(task, envs, objects=objects, perturb=perturb, cloud=cloud, nthread=threads, **options)
     try:
         act = load_policy(policy, env)
         images: list[np.ndarray] = []
@@ -183,7 +185,8 @@ def evaluate(
         with tqdm(total=env.config.episode_steps, desc=f"evaluate {task}", unit="step", disable=not show_progress,
                   leave=False) as bar:  # fmt: skip
             res = run_episodes(env, act, seed, bar, frames if render else None)
-        names = np.array([env.objects[k].name for k in env.assignment])
+        names = (np.array([env.objects[k].name for k in env.assignment]) if env.uses_objects
+                 else np.full(env.num_envs, "cabinet_handle"))  # fmt: skip
     finally:
         env.close()
     if render:
@@ -199,10 +202,11 @@ def evaluate(
     return {
         "task": task,
         "policy": policy,
-        "objects": objects,
+        "objects": objects if env.uses_objects else "n/a (the task's own object)",
         "perturb": perturb,
         "cloud": cloud,
         "seed": seed,
+        "episode_steps": env.config.episode_steps,
         "episodes": m,
         "success_rate": k / m,
         "success_ci95": [lo, hi],

@@ -35,6 +35,7 @@ def evaluate_main(argv: Sequence[str]) -> int:
     parser.add_argument("--perturb", action="store_true", help="a random force of the object's weight while it is held")
     parser.add_argument("--cloud", default="surface", choices=["surface", "camera"], help="the cloud the policy sees")
     parser.add_argument("--render", default=None, help="write an mp4 of the first envs side by side")
+    parser.add_argument("--episode-steps", type=int, default=None, help="episode length (default: the task's, 600)")
     parser.add_argument("--json", action="store_true", help="print only the JSON summary on stdout")
     args = parser.parse_args(list(argv))
     from hop_train.envs import task_id
@@ -48,6 +49,7 @@ def evaluate_main(argv: Sequence[str]) -> int:
         summary = evaluate(
             args.task, args.policy, envs=args.envs, seed=args.seed, objects=objects, perturb=args.perturb,
             cloud=args.cloud, render=args.render, show_progress=not args.json, threads=args.threads,
+            episode_steps=args.episode_steps,
         )  # fmt: skip
     except (PolicyError, ValueError) as exc:
         print(f"hop-train evaluate: {exc}", file=sys.stderr)

@@ -78,6 +78,7 @@ class TaskVectorEnv(VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": ["rgb_array"], "render_fps": spec.CONTROL_HZ}
     task_name = "task"
     dynamic_object = True
+    uses_objects = True  # False: the task has its own object (Open Cabinet's handle); ``objects`` is ignored
     state_dim = 0  # the task's own privileged entries (after the shared ones)
     # joint pos (23) + vel (23), object pose (7) + vel (6), palm (3), tips rel. palm (12), mass (1), progress (1)
     shared_state_dim = 2 * spec.NUM_JOINTS + 7 + 6 + 3 + 12 + 1 + 1

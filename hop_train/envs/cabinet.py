@@ -62,7 +62,10 @@ class OpenCabinetVectorEnv(TaskVectorEnv):
     def default_config(cls) -> TaskConfig:
         return TaskConfig(objects=("005_tomato_soup_can",))  # the parked object's shape does not matter
 
+    uses_objects = False  # the handle is the task's object: ``objects`` does not apply
+
     def __init__(self, num_envs: int = 1, render_mode: str | None = None, config: TaskConfig | None = None, **overrides):
+        overrides["objects"] = self.default_config().objects  # whatever was asked: the parked placeholder
         super().__init__(num_envs, render_mode, config, **overrides)
         model = self.sim.model
         joint = model.joint("drawer_slide").id

@@ -1,0 +1,316 @@
+"""The experiment's stages, each through the product's own commands.
+
+1. ``prior``: synthetic videos → ``hop-data generate`` (embedded Ray) → store
+   → ``hop-train fit`` (pretraining) → π_b;
+2. ``demos``: ``hop-train demos`` per BC task and demonstration count;
+3. ``bc``: BC from π_b and from scratch (same architecture, same steps) per
+   task × count × seed, then ``hop-train evaluate`` on training and held-out objects;
+4. ``ppo``: HOP PPO from π_b, scratch PPO (moving-average actions), DAPG and
+   AMP at the same sample budget per seed: curves, then evaluation on
+   training objects, held-out objects and under the weight-force perturbation;
+5. ``ablation``: HOP PPO with one modification off at a time.
+
+Every unit writes its small result file (JSON/CSV) under
+``results/<scale>/`` last; a unit whose result exists is not redone, so a
+killed run resumes where it stopped. Big artefacts (stores, checkpoints) go
+to ``out/experiment/<scale>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from .config import ExperimentConfig
+
+__all__ = ["STAGES", "run_stages"]
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _cli(name: str) -> list[str]:
+    exe = BIN / name
+    if exe.exists():
+        return [str(exe)]
+    module = {"hop-data": "hop_data.cli", "hop-train": "hop_train.cli"}[name]
+    return [sys.executable, "-m", module]
+
+
+def run(cmd: list[Any], log: Path) -> str:
+    """Run a command, its output to ``log``; stdout returned. A failure raises
+    with the log's tail (the command's own error message)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [str(c) for c in cmd]
+    with open(log, "a") as f:
+        f.write(f"\n$ {' '.join(cmd)}\n")
+        f.flush()
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=f, text=True, cwd=ROOT)
+        f.write(proc.stdout)
+    if proc.returncode != 0:
+        tail = "".join(open(log).readlines()[-15:])
+        raise RuntimeError(f"{cmd[0]} {cmd[1] if len(cmd) > 1 else ''} failed (status {proc.returncode}); {log}:\n{tail}")
+    return proc.stdout
+
+
+def write_json(path: Path, data: dict) -> dict:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)  # atomic: a result file is whole or absent
+    return data
+
+
+def derived_config(base: str, out: Path, changes: dict[str, Any]) -> Path:
+    """``base`` YAML with dotted-key ``changes`` applied, written to ``out``."""
+    with open(ROOT / base) as f:
+        config = yaml.safe_load(f)
+    for dotted, value in changes.items():
+        node = config
+        keys = dotted.split(".")
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(config, sort_keys=False))
+    return out
+
+
+def _metrics(root: Path) -> Path | None:
+    found = sorted(root.glob("csv/version_*/metrics.csv"))
+    return found[-1] if found else None
+
+
+def _evaluate(cfg: ExperimentConfig, task: str, policy: Path, out: Path, log: Path, objects="train", perturb=False) -> dict:
+    """``hop-train evaluate``'s library call (in this process: no interpreter start per evaluation)."""
+    from hop_train.evaluate import evaluate
+
+    if out.exists():
+        return json.loads(out.read_text())
+    summary = evaluate(task, str(policy), envs=cfg.eval_envs, seed=1000, objects=objects, perturb=perturb,
+                       show_progress=False, threads=cfg.threads, episode_steps=cfg.eval_episode_steps)  # fmt: skip
+    with open(log, "a") as f:
+        f.write(f"evaluate {task} {policy} objects={objects} perturb={perturb}: success {summary['success_rate']:.3f}\n")
+    return write_json(out, summary)
+
+
+def _uses_objects(task: str) -> bool:
+    from hop_train.envs import TASKS, task_id
+
+    return TASKS[task_id(task).split("/", 1)[1]].uses_objects
+
+
+def _arch(prefix: str, cfg: ExperimentConfig) -> dict[str, Any]:
+    return {f"{prefix}.width": cfg.width, f"{prefix}.num_layers": cfg.num_layers, f"{prefix}.num_heads": cfg.num_heads}
+
+
+# ---------------------------------------------------------------- 1. prior
+def stage_prior(cfg: ExperimentConfig) -> dict:
+    result = cfg.results / "prior" / "summary.json"
+    if result.exists():
+        return json.loads(result.read_text())
+    w, log = cfg.work / "prior", cfg.work / "logs" / "prior.log"
+    t0 = time.perf_counter()
+    hoi = w / "hoi"
+    if not any(hoi.glob("*.hoi.npz")):
+        run(_cli("hop-data") + ["synth", "--out", hoi, "--videos", cfg.videos, "--seed", 0], log)
+    gen = json.loads(run(_cli("hop-data") + ["generate", hoi, "--store", w / "store.zarr", "--attempts", cfg.attempts,
+                                             "--seed", 0, "--json"], log))  # fmt: skip
+    train = w / "train"
+    config = derived_config("configs/pretrain.yaml", w / "pretrain.yaml", {
+        **_arch("model", cfg),
+        "trainer.max_steps": cfg.pretrain_steps, "trainer.max_time": None,
+        "trainer.val_check_interval": max(1, cfg.pretrain_steps // 4), "trainer.log_every_n_steps": 1,
+        "trainer.default_root_dir": str(train), "trainer.enable_progress_bar": False,
+        "trainer.logger": [{"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(train), "name": "csv"}}],
+        "trainer.callbacks": [
+            {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+             "init_args": {"monitor": "val/loss", "mode": "min", "save_top_k": 1, "save_last": True, "filename": "best-{step}"}},
+            {"class_path": "hop_train.pretrain.ExportPolicy", "init_args": {"filename": "policy.pt", "copy_to": str(w / "policy.pt")}},
+        ],
+        "data.store": str(w / "store.zarr"), "data.batch_size": cfg.pretrain_batch,
+    })  # fmt: skip
+    run(_cli("hop-train") + ["fit", "--config", config], log)
+    metrics = _metrics(train)
+    if metrics:
+        (cfg.results / "prior").mkdir(parents=True, exist_ok=True)
+        shutil.copy(metrics, cfg.results / "prior" / "pretrain_metrics.csv")
+    return write_json(result, {
+        "videos": cfg.videos, "attempts_per_video": cfg.attempts, "corpus": "synthetic human videos (hop-data synth)",
+        "generate": {k: gen.get(k) for k in ("videos", "attempts", "episodes", "accepted", "acceptance", "steps", "seconds") if k in gen},
+        "pretrain_steps": cfg.pretrain_steps, "policy": str(w / "policy.pt"), "wall_s": time.perf_counter() - t0,
+    })  # fmt: skip
+
+
+# ---------------------------------------------------------------- 2. demos
+def _demo_store(cfg: ExperimentConfig, task: str, count: int) -> Path:
+    return cfg.work / "demos" / f"{task}_{count}.zarr"
+
+
+def stage_demos(cfg: ExperimentConfig) -> dict:
+    result = cfg.results / "demos" / "summary.json"
+    if result.exists():
+        return json.loads(result.read_text())
+    log = cfg.work / "logs" / "demos.log"
+    rows = {}
+    tasks = sorted(set(cfg.bc_tasks) | ({t for t in cfg.ppo_tasks} if {"dapg", "amp"} & set(cfg.ppo_methods) else set()))
+    for task in tasks:
+        counts = sorted(set(cfg.demo_counts) | ({cfg.demos_for_baselines} if task in cfg.ppo_tasks else set()))
+        for count in counts:
+            out = json.loads(run(_cli("hop-train") + ["demos", "--task", task, "--episodes", count, "--store",
+                                                      _demo_store(cfg, task, count), "--seed", 0, "--json"], log))  # fmt: skip
+            rows[f"{task}_{count}"] = out
+    return write_json(result, rows)
+
+
+# ---------------------------------------------------------------- 3. BC
+def stage_bc(cfg: ExperimentConfig) -> dict:
+    prior = Path(stage_prior(cfg)["policy"])
+    log = cfg.work / "logs" / "bc.log"
+    base = {"GraspLift-v0": "configs/bc_grasp_lift.yaml", "OpenCabinet-v0": "configs/bc_open_cabinet.yaml"}
+    done = {}
+    for task in cfg.bc_tasks:
+        for count in cfg.demo_counts:
+            for init in ("prior", "scratch"):
+                for seed in cfg.seeds:
+                    name = f"{task}_{count}demos_{init}_seed{seed}"
+                    if (cfg.results / "bc" / f"{name}_train.json").exists():
+                        done[name] = True
+                        continue
+                    w = cfg.work / "bc" / name
+                    config = derived_config(base.get(task, "configs/bc_grasp_lift.yaml"), w / "bc.yaml", {
+                        **_arch("model", cfg), "seed_everything": seed,
+                        "model.init_from": str(prior) if init == "prior" else None,
+                        "trainer.max_steps": cfg.bc_steps, "trainer.max_time": None,
+                        "trainer.val_check_interval": max(1, cfg.bc_steps // 4), "trainer.log_every_n_steps": 1,
+                        "trainer.default_root_dir": str(w), "trainer.enable_progress_bar": False,
+                        "trainer.logger": [{"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(w), "name": "csv"}}],
+                        "trainer.callbacks": [
+                            {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                             "init_args": {"monitor": "val/loss", "mode": "min", "save_top_k": 1, "save_last": True, "filename": "best-{step}"}},
+                            {"class_path": "hop_train.pretrain.ExportPolicy", "init_args": {"filename": "policy.pt", "copy_to": str(w / "policy.pt")}},
+                        ],
+                        "data.store": str(_demo_store(cfg, task, count)), "data.batch_size": cfg.bc_batch,
+                        "data.val_fraction": 0.2 if count >= 5 else 0.5,
+                    })  # fmt: skip
+                    run(_cli("hop-train") + ["fit", "--config", config], log)
+                    metrics = _metrics(w)
+                    if metrics:
+                        (cfg.results / "bc").mkdir(parents=True, exist_ok=True)
+                        shutil.copy(metrics, cfg.results / "bc" / f"{name}_metrics.csv")
+                    if _uses_objects(task):  # Open Cabinet's object is its handle: no held-out set
+                        _evaluate(cfg, task, w / "policy.pt", cfg.results / "bc" / f"{name}_heldout.json", log, objects="heldout")
+                    _evaluate(cfg, task, w / "policy.pt", cfg.results / "bc" / f"{name}_train.json", log)
+                    done[name] = True
+    return done
+
+
+# ---------------------------------------------------------------- 4./5. PPO, baselines, ablation
+def _ppo_run(cfg: ExperimentConfig, task: str, method: str, seed: int, folder: str, changes: dict[str, Any]) -> None:
+    name = f"{task}_{method}_seed{seed}"
+    res = cfg.results / folder
+    if (res / f"{name}_perturb.json").exists() or (folder == "ablation" and (res / f"{name}_train.json").exists()):
+        return
+    prior = Path(stage_prior(cfg)["policy"])
+    key = {"GraspLift-v0": "grasp_lift", "GraspThrow-v0": "grasp_throw", "OpenCabinet-v0": "open_cabinet"}[task]
+    base = {"hop": f"configs/ppo_{key}.yaml", "scratch": f"configs/ppo_scratch_{key}.yaml",
+            "dapg": f"configs/dapg_{key}.yaml", "amp": f"configs/amp_{key}.yaml"}.get(method, f"configs/ppo_{key}.yaml")  # fmt: skip
+    w, log = cfg.work / folder / name, cfg.work / "logs" / f"{folder}.log"
+    per_rollout = cfg.ppo_envs * cfg.ppo_horizon
+    rollouts = max(1, cfg.ppo_samples // per_rollout)
+    values = {
+        **_arch("model.init_args", cfg), "seed_everything": seed, "model.init_args.seed": seed,
+        "model.init_args.episode_steps": cfg.ppo_episode_steps, "model.init_args.env_threads": cfg.threads,
+        "model.init_args.ppo.num_envs": cfg.ppo_envs, "model.init_args.ppo.horizon": cfg.ppo_horizon,
+        "model.init_args.ppo.minibatch_size": max(1, per_rollout // cfg.ppo_minibatches),
+        "model.init_args.ppo.lr": cfg.ppo_lr,
+        "trainer.max_steps": rollouts * cfg.ppo_minibatches, "trainer.max_time": None,
+        "trainer.default_root_dir": str(w), "trainer.enable_progress_bar": False,
+        "trainer.logger": [{"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(w), "name": "csv"}}],
+        "trainer.callbacks": [{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"save_last": True}}],
+    }  # fmt: skip
+    if method in ("hop",) or folder == "ablation":
+        values["model.init_args.init_from"] = str(prior)
+    if method in ("dapg", "amp"):
+        values["model.init_args.demos"] = str(_demo_store(cfg, task, cfg.demos_for_baselines))
+        if method == "dapg":
+            values["model.init_args.dapg.bc_steps"] = cfg.dapg_bc_steps
+    values.update(changes)
+    config = derived_config(base, w / "ppo.yaml", values)
+    run(_cli("hop-train") + ["fit", "--config", config], log)
+    res.mkdir(parents=True, exist_ok=True)
+    metrics = _metrics(w)
+    if metrics:
+        shutil.copy(metrics, res / f"{name}_metrics.csv")
+    ckpt = sorted(w.glob("csv/version_*/checkpoints/last.ckpt"))[-1]
+    from hop_train.checkpoint import export_checkpoint
+
+    export_checkpoint(ckpt, w / "policy.pt")  # what ``hop-train export`` runs
+    _evaluate(cfg, task, w / "policy.pt", res / f"{name}_train.json", log)
+    if folder != "ablation":
+        _evaluate(cfg, task, w / "policy.pt", res / f"{name}_heldout.json", log, objects="heldout")
+        _evaluate(cfg, task, w / "policy.pt", res / f"{name}_perturb.json", log, perturb=True)
+
+
+def stage_ppo(cfg: ExperimentConfig) -> dict:
+    for task in cfg.ppo_tasks:
+        for seed in cfg.seeds:
+            for method in cfg.ppo_methods:
+                _ppo_run(cfg, task, method, seed, "ppo", {})
+    return {"runs": len(cfg.ppo_tasks) * len(cfg.seeds) * len(cfg.ppo_methods)}
+
+
+ABLATIONS = {  # one HOP modification switched off
+    "init_std": {"model.init_args.ppo.init_std": 1.0},
+    "critic_warmup": {"model.init_args.ppo.critic_warmup_steps": 0},
+    "detach_critic_tokens": {"model.init_args.ppo.detach_critic_tokens": False},
+}
+
+
+def stage_ablation(cfg: ExperimentConfig) -> dict:
+    for task in cfg.ppo_tasks[:1]:
+        for seed in cfg.seeds:
+            for off in cfg.ablations:
+                _ppo_run(cfg, task, f"hop_no_{off}", seed, "ablation", ABLATIONS[off])
+    return {"runs": len(cfg.seeds) * len(cfg.ablations)}
+
+
+def machine() -> dict[str, Any]:
+    """What the run ran on (the report states it)."""
+    import os
+    import platform
+
+    import mujoco
+    import torch
+
+    return {"cpus": os.cpu_count(), "gpus": torch.cuda.device_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "torch": torch.__version__, "mujoco": mujoco.__version__,
+            "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+
+
+STAGES: dict[str, Callable[[ExperimentConfig], dict]] = {
+    "prior": stage_prior,
+    "demos": stage_demos,
+    "bc": stage_bc,
+    "ppo": stage_ppo,
+    "ablation": stage_ablation,
+}
+
+
+def run_stages(cfg: ExperimentConfig, stages: list[str] | None = None, progress: Callable[[str], None] = print) -> None:
+    """Run the stages in order (all by default); finished units are skipped."""
+    write_json(cfg.results / "machine.json", machine())
+    for name in stages or list(STAGES):
+        t0 = time.perf_counter()
+        progress(f"[experiment {cfg.scale}] stage {name} ...")
+        STAGES[name](cfg)
+        wall = time.perf_counter() - t0
+        write_json(cfg.results / "stages" / f"{name}.json", {"stage": name, "wall_s_last_run": wall})
+        progress(f"[experiment {cfg.scale}] stage {name} done in {wall:.0f} s")
