@@ -224,7 +224,9 @@ class HopPretrainModule(pl.LightningModule):
             return False
         path = os.fspath(path)
         if not os.path.exists(path):
-            raise InitFromError(f"model.init_from: {path} does not exist (a .ckpt or an exported policy.pt; null: from scratch)")
+            raise InitFromError(
+                f"model.init_from: {path} does not exist (a .ckpt or an exported policy.pt; null: from scratch)"
+            )
         if not os.path.isfile(path):
             raise InitFromError(f"model.init_from: {path} is not a file")
         mine = {k: self.hparams[k] for k in POLICY_ARGS}
@@ -235,7 +237,9 @@ class HopPretrainModule(pl.LightningModule):
             found, record, state = _read_checkpoint(path)
             kind = "checkpoint"
         differences = [
-            f"{k} {found[k]!r} in the file vs {mine[k]!r} here" for k in POLICY_ARGS if k in found and found[k] != mine[k]
+            f"{k} {found[k]!r} in the file vs {mine[k]!r} here"
+            for k in POLICY_ARGS
+            if k in found and found[k] != mine[k]
         ]
         differences += [f"embodiment: {line}" for line in spec.mismatches(record, required=())]
         if differences:
@@ -252,7 +256,7 @@ class HopPretrainModule(pl.LightningModule):
         except (IncompatibleCheckpointError, RuntimeError) as exc:
             raise InitFromError(f"model.init_from: {path} ({kind}) does not fit this model:\n{exc}") from None
         self.initialised_from = path
-        recorded = ", ".join(f"{k}={v}" for k, v in found.items()) or "no architecture recorded: checked by tensor shapes"
+        recorded = ", ".join(f"{k}={v}" for k, v in found.items()) or "no architecture recorded: shapes checked"
         rank_zero_info(f"[hop] policy initialised from {kind} {path} ({recorded})")
         return True
 

@@ -77,7 +77,10 @@ def bc(tmp_path_factory):
     trainer.save_checkpoint(ckpt)
     exported = export_checkpoint(ckpt, root / "policy.pt")
     state = {k: v.clone() for k, v in module.model.state_dict().items()}
-    return {"root": root, "store": store, "before": before, "after": after, "ckpt": ckpt, "pt": Path(exported), "state": state}
+    return {
+        "root": root, "store": store, "before": before, "after": after,
+        "ckpt": ckpt, "pt": Path(exported), "state": state,
+    }  # fmt: skip
 
 
 def _equal(a: dict, b: dict) -> bool:
@@ -169,7 +172,8 @@ def test_another_embodiment_is_refused(bc, tmp_path):
 
 
 def test_hop_train_fit_refuses_a_mismatch_before_training(bc, tmp_path, capsys):
-    config = _write_config(tmp_path, bc["store"], model=f"{{width: 64, num_layers: 1, num_heads: 2, init_from: {bc['ckpt']}}}")
+    model = f"{{width: 64, num_layers: 1, num_heads: 2, init_from: {bc['ckpt']}}}"
+    config = _write_config(tmp_path, bc["store"], model=model)
     assert main(["fit", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert str(bc["ckpt"]) in err and "width 32 in the file vs 64 here" in err and "Traceback" not in err
@@ -213,7 +217,9 @@ def test_bc_configs_keep_the_pretraining_objective_and_hyperparameters(name, tas
 
 
 def test_bc_config_stacks_with_the_gpu_config(capsys):
-    configs = ["--config", str(REPO / "configs" / "bc_open_cabinet.yaml"), "--config", str(REPO / "configs" / "bc_gpu.yaml")]
+    configs = []
+    for name in ("bc_open_cabinet.yaml", "bc_gpu.yaml"):
+        configs += ["--config", str(REPO / "configs" / name)]
     with pytest.raises(SystemExit) as info:
         main(["fit", *configs, "--print_config"])
     assert info.value.code in (0, None)
