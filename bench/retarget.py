@@ -53,9 +53,11 @@ def video_of(frames: int, seed: int = 0) -> hoi.HOITrajectory:
 
 
 def stats(result) -> dict:
-    err = result.frame_errors
+    err = result.frame_errors[result.simulated]  # placements refused before simulating have no frames
     return {
         "attempts": result.attempts,
+        "simulated": int(result.simulated.sum()),
+        "placement_redraws": result.placement_redraws,
         "attempt_frames": result.attempt_frames,
         "seconds": result.seconds_total,
         "attempt_frames_per_s": result.attempt_frames / result.seconds_total,

@@ -23,8 +23,21 @@ from hop_robot.embodiment import spec
 def cmd_info(args: argparse.Namespace) -> int:
     from hop_data.store import store_info
 
-    print_summary(store_info(args.store), args.json)
+    info = store_info(args.store)
+    print_summary(info, args.json)
+    if not args.json and info.get("retargeting"):
+        _print_videos(info["retargeting"]["per_video"])
     return 0
+
+
+def _print_videos(videos: list[dict]) -> None:
+    """Per video: kept of attempts, rejections by cause, kept errors (the table view)."""
+    from hop_data.report import video_line
+
+    if videos:
+        print("per video:")
+    for v in videos:
+        print("  " + video_line(v))
 
 
 # ---------------------------------------------------------------- simulate
@@ -112,6 +125,10 @@ def cmd_retarget(args: argparse.Namespace) -> int:
 
     summary = retarget_files(from_args(RetargetRunConfig, args), progress=not (args.json or args.quiet))
     print_summary(summary, args.json)
+    if not args.json:
+        _print_videos(summary["per_video"])
+        for f in summary["failed"]:
+            print(f"  refused ({f.get('cause', 'bad_input')}): {f['reason']}")
     return exit_status(summary)
 
 

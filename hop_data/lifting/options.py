@@ -30,6 +30,10 @@ class LiftOptions:
     )
     intrinsics: str | None = option(None, "fx,fy,cx,cy in pixels (default: estimated from the image size)")
     fov_deg: float = option(camera.DEFAULT_FOV_DEG, "long-side field of view (deg) used when estimating intrinsics")
+    camera_pitch: float | None = option(
+        None, "degrees the camera looks down (0: level, 90: straight down); gravity from it "
+        "(default: estimated from the hand's motion while it holds the object, else a level camera, with a note)",
+    )
     annotations: str | None = option(
         None, "directory of 100 Days of Hands annotations (hop-data import doh100 output, or XML)"
     )
@@ -54,6 +58,8 @@ class LiftOptions:
             raise ValueError(f"side must be auto, right or left, got {self.side!r}")
         if self.hand_size is not None and not 0.04 <= self.hand_size <= 0.15:
             raise ValueError(f"hand_size is wrist -> middle knuckle in metres (0.04-0.15), got {self.hand_size}")
+        if self.camera_pitch is not None and not -90.0 <= self.camera_pitch <= 90.0:
+            raise ValueError(f"camera_pitch is in degrees, -90 to 90 (0: level, 90: straight down), got {self.camera_pitch}")
         if self.fps is not None and not self.fps > 0:
             raise ValueError(f"fps must be > 0, got {self.fps}")
         if self.annotations is not None and not Path(self.annotations).is_dir():

@@ -8,7 +8,7 @@ gets a clear verdict instead of 0 % kept.
   naming the file and the measured handedness; a hand whose geometry does
   not tell (a flat open hand) passes.
 - **Interaction.** A trajectory that records its contact frames (key
-  ``contact``, written by lifting and the synthetic corpus) and has none
+  ``contact``, written by ``hop-data lift``) and has none
   shows no hand-object interaction: refused with ``NoInteractionError``
   unless ``allow_no_interaction``.
 

@@ -18,6 +18,18 @@ if TYPE_CHECKING:
 
     from .attempts import AttemptConfig
 
+# Why an attempt was not kept, one cause each, in this order of precedence (the
+# first that applies): its placement was refused before simulating (the hand
+# would go under the table, the object starts off it, the wrist path is out of
+# the arm's reach), its keypoint error reached the threshold, an arm link
+# touched table, floor or an obstacle, the hand touched something (only with
+# reject_hand_contact). Kept attempts are "accepted". An input refused as a
+# whole (unreadable, malformed, mislabelled hand, no interaction) is counted
+# per video, not per attempt ("refused_input").
+ACCEPTED = "accepted"
+PLACEMENT_CAUSES = ("under_table", "off_table", "unreachable")
+REJECTION_CAUSES = (*PLACEMENT_CAUSES, "keypoint_error", "arm_contact", "hand_contact")
+
 SOLVERS = ("batched", "nlopt")  # batched Levenberg-Marquardt (fast path), NLopt L-BFGS (the paper's reference)
 
 # λ of Eq. 1. The paper gives no value; with it a 0.1 rad change of every joint
@@ -48,6 +60,9 @@ class RetargetConfig:
         0.03, "m, keep attempts whose mean keypoint error stays below it on every judged step (paper: 3 cm)"
     )
     reject_arm_contact: bool = True  # paper: no arm contact with table or floor
+    allow_no_interaction: bool = option(
+        False, "retarget inputs whose recorded contact shows no hand-object interaction (refused by default)"
+    )
     reject_hand_contact: bool = False
     lead_in_s: float = 1.0  # s of the first frame held before the motion (recorded, not judged)
     smoothness: float = DEFAULT_SMOOTHNESS  # λ of Eq. 1

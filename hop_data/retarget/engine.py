@@ -42,20 +42,12 @@ from ..store import Episode
 from .attempts import AttemptDraws, attempt_seeds, draw_attempts, place_obstacles, redraw_placement, scene_params, select
 from .batched_solver import BatchedSolver
 from .checks import check_handedness
-from .config import RetargetConfig
+from .config import ACCEPTED, REJECTION_CAUSES, RetargetConfig  # noqa: F401 (causes re-exported)
 from .keypoints import robot_keypoint_targets
 from .nlopt_solver import NloptSolver
 from .objective import RetargetObjective
 from .placement import OFF_TABLE, UNREACHABLE, apply_to_points, apply_to_poses, placements
 from .reach import ReachCheck
-
-# Why an attempt was not kept, one cause each, in this order of precedence (the
-# first that applies): its placement was refused before simulating (hand under
-# the table, object off the table, wrist path out of reach), its keypoint error
-# reached the threshold, an arm link touched table, floor or an obstacle, the
-# hand touched something (only when ``reject_hand_contact``). "accepted" for kept ones.
-ACCEPTED = "accepted"
-REJECTION_CAUSES = ("under_table", "off_table", "unreachable", "keypoint_error", "arm_contact", "hand_contact")
 
 
 @dataclass

@@ -21,25 +21,29 @@ def retarget_files(config: RetargetRunConfig, progress: bool = True) -> dict[str
 
     from hop_data import hoi
     from hop_data.inputs import expand_inputs
-    from hop_data.report import retarget_summary
+    from hop_data.report import retarget_summary, video_summary
     from hop_data.store import TrajectoryStore
 
+    from .checks import RefusedInput, load_for_retargeting
     from .engine import Retargeter
 
     inputs = expand_inputs(config.inputs)
     retargeter = Retargeter(config.retarget, threads=config.threads)
     store = TrajectoryStore.open(config.store, "a", num_points=config.retarget.scene.num_points)
     results: list = []
-    failed: list[dict[str, str]] = []
+    failed: list[dict[str, str]] = []  # every input not retargeted: unreadable, malformed or refused
     skipped = 0
     t0 = time.perf_counter()
     bar = tqdm(inputs, desc="retarget", unit="video", disable=not progress)
     with store.writer(config.writer_id) as writer:
         for path in bar:
             try:
-                traj = hoi.prepare(hoi.load(path))
+                traj = load_for_retargeting(path, config.retarget.allow_no_interaction)
+            except RefusedInput as exc:
+                failed.append({"source": str(path), "reason": str(exc), "cause": exc.cause})
+                continue
             except (hoi.HOIFormatError, ValueError, OSError) as exc:
-                failed.append({"source": str(path), "reason": str(exc)})
+                failed.append({"source": str(path), "reason": str(exc), "cause": "bad_input"})
                 continue
             if store.is_committed(traj.source):
                 skipped += 1
@@ -52,7 +56,7 @@ def retarget_files(config: RetargetRunConfig, progress: bool = True) -> dict[str
 
             result = retargeter.run(traj, seed=config.seed, progress=step_progress)
             steps.close()
-            writer.append_episodes(traj.source, result.episodes)
+            writer.append_episodes(traj.source, result.episodes, report=video_summary(result, str(path)))
             results.append(result)
             done_attempts = sum(r.attempts for r in results)
             bar.set_postfix(

@@ -58,22 +58,29 @@ class VideoReport:
     seconds_cpu: float  # CPU time of the actor's process (all its threads) for this video
     episodes_committed: int
     writer_id: str
+    simulated: np.ndarray | None = None  # (N,) bool: placed and simulated (the others were refused before)
+    video: dict | None = None  # report.video_summary: acceptance, rejections by cause, kept errors
 
     @property
     def attempt_frames(self) -> int:
-        return self.attempts * self.steps
+        """Attempt-frames simulated."""
+        n = self.attempts if self.simulated is None else int(np.count_nonzero(self.simulated))
+        return n * self.steps
 
     @classmethod
     def from_result(
-        cls, result: Any, path: str, episodes_committed: int, writer_id: str, seconds_cpu: float
+        cls, result: Any, path: str, episodes_committed: int, writer_id: str, seconds_cpu: float, video: dict | None = None
     ) -> VideoReport:
+        from hop_data.report import video_summary
+
         return cls(
             source=result.source, path=path, attempts=result.attempts, steps=result.steps,
             accepted=np.asarray(result.accepted, bool), frame_errors=result.frame_errors.astype(np.float32),
             tracking_errors=result.tracking_errors.astype(np.float32), arm_contact=np.asarray(result.arm_contact, bool),
             seconds_physics=result.seconds_physics, seconds_solving=result.seconds_solving,
             seconds_total=result.seconds_total, seconds_cpu=seconds_cpu, episodes_committed=episodes_committed,
-            writer_id=writer_id,
+            writer_id=writer_id, simulated=np.asarray(result.simulated, bool),
+            video=video if video is not None else video_summary(result, path),
         )  # fmt: skip
 
 
@@ -82,14 +89,16 @@ class Outcome:
     """The answer of ``SimulatorActor.retarget`` for one input file.
 
     status: ``done`` (retargeted and committed), ``skipped`` (already committed
-    in the store), ``bad`` (the file breaks format 1 or is too short: never
-    retried; ``reason`` says why)."""
+    in the store), ``bad`` (the file breaks format 1, is too short or is
+    refused by a check — mislabelled hand, no interaction: never retried;
+    ``reason`` says why, ``cause`` names the check or ``bad_input``)."""
 
     status: str
     path: str
     source: str | None = None
     reason: str | None = None
     report: VideoReport | None = None
+    cause: str | None = None
 
 
 @dataclass
@@ -175,20 +184,24 @@ class SimulatorActor:
     def retarget(self, path: str, seed: int) -> Outcome:
         """Retarget one ``.hoi.npz`` (all attempts) and commit its accepted
         episodes to this actor's shard in one commit."""
-        from hop_data import hoi
+        from hop_data.report import video_summary
+        from hop_data.retarget.checks import RefusedInput, load_for_retargeting
 
         try:
-            traj = hoi.prepare(hoi.load(path))
+            traj = load_for_retargeting(path, self.config.allow_no_interaction)
+        except RefusedInput as exc:  # a mislabelled hand, no interaction
+            return Outcome("bad", path, reason=str(exc), cause=exc.cause)
         except (ValueError, OSError) as exc:  # HOIFormatError is a ValueError; missing files are OSErrors
-            return Outcome("bad", path, reason=str(exc))
+            return Outcome("bad", path, reason=str(exc), cause="bad_input")
         if self.writer.is_committed(traj.source):
             return Outcome("skipped", path, traj.source)
         self._current = path
         cpu0 = time.process_time()
         try:
             result = self.retargeter.run(traj, seed=seed)
+            video = video_summary(result, path)
             try:
-                commit = self.writer.append_episodes(traj.source, result.episodes)
+                commit = self.writer.append_episodes(traj.source, result.episodes, report=video)
             except Exception:
                 self._reopen()  # leave the shard repaired for the retry, then let the driver decide
                 raise
@@ -196,7 +209,7 @@ class SimulatorActor:
             self._current = None
         if commit.skipped:  # another shard committed it while we worked (a presumed-dead worker was not)
             return Outcome("skipped", path, traj.source, reason="committed by another shard meanwhile")
-        report = VideoReport.from_result(result, path, commit.episodes, self.writer_id, time.process_time() - cpu0)
+        report = VideoReport.from_result(result, path, commit.episodes, self.writer_id, time.process_time() - cpu0, video)
         return Outcome("done", path, traj.source, report=report)
 
     def _reopen(self) -> None:

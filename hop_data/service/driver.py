@@ -471,7 +471,7 @@ class Generator:
         elif outcome.status == "skipped":
             self.skipped += 1
         else:
-            self.failed.append({"source": work.name, "reason": outcome.reason or "bad input"})
+            self.failed.append({"source": work.name, "reason": outcome.reason or "bad input", "cause": outcome.cause or "bad_input"})
         self._bar.update(1)
 
     def _on_lift(self, ref: Any, work: Work, queue: deque[Work], lifts: deque[Work]) -> None:

@@ -31,7 +31,19 @@ def describe(store: TrajectoryStore) -> dict[str, Any]:
         "meta_fields": list(reader.meta_names),
         "shards": shards,
         "bytes": size_bytes(store),
+        "retargeting": _reports(store),
     }
+
+
+def _reports(store: TrajectoryStore) -> dict[str, Any] | None:
+    """Acceptance and rejections by cause per video, from the reports committed
+    with the sources (None for a store written without them)."""
+    reports = store.source_reports()
+    if not reports:
+        return None
+    from hop_data.report import store_report_summary
+
+    return store_report_summary(reports)
 
 
 def size_bytes(store: TrajectoryStore) -> int | None:

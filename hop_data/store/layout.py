@@ -58,6 +58,12 @@ SHARDS = "shards"
 LOCK_FILE = "writer.lock"  # in a shard's directory: flock held by its live writer (local stores)
 TEMP_FILES = "*.partial"  # LocalStore's temporary files: debris of writes cut short
 COMMIT_KEYS = ("committed_steps", "committed_episodes", "committed_sources")
+REPORTS = "reports"  # in a shard: reports/<k>, attributes = the report of its k-th committed source
+
+
+def report_path(writer_id: str, index: int) -> str:
+    """The zarr path of the report of a shard's ``index``-th committed source."""
+    return f"{SHARDS}/{writer_id}/{REPORTS}/{int(index)}"
 # array group of a shard -> the commit count its arrays' lengths must equal
 ROW_COUNTS = {"data": "committed_steps", "meta": "committed_episodes"}
 

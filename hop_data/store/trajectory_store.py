@@ -23,6 +23,7 @@ from .layout import (
     commit_attrs,
     has_root,
     open_group,
+    report_path,
     resolve,
     root_attrs,
     shard_path,
@@ -141,6 +142,27 @@ class TrajectoryStore:
 
     def is_committed(self, source: str) -> bool:
         return source in self.committed_sources()
+
+    def source_reports(self) -> dict[str, dict[str, Any]]:
+        """source -> the report committed with it (``append_episodes(report=...)``),
+        for the committed sources that have one (the shard readers keep)."""
+        from zarr.errors import GroupNotFoundError
+
+        out: dict[str, dict[str, Any]] = {}
+        kept = self.committed_sources()
+        for shard in self.shard_ids():
+            for index, source in enumerate(self.shard_attrs(shard)["committed_sources"]):
+                if kept.get(source) != shard or source in out:
+                    continue
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", ZarrUserWarning)
+                        attrs = zarr.open_group(self._zstore, path=report_path(shard, index), mode="r").attrs.asdict()
+                except (FileNotFoundError, KeyError, GroupNotFoundError):
+                    continue
+                if attrs.get("source") == source:  # a leftover of an uncommitted write names another source
+                    out[source] = attrs
+        return out
 
     # ----------------------------------------------------------------- access
     def writer(

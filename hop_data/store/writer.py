@@ -28,6 +28,7 @@ from .layout import (
     WRITER_ID,
     commit_attrs,
     open_group,
+    report_path,
     shard_path,
 )
 from .lock import ShardLock
@@ -188,13 +189,17 @@ class ShardWriter:
         return {k: spec_of(a) for k, a in self._meta.items() if k not in RESERVED}
 
     # ----------------------------------------------------------------- append
-    def append_episodes(self, source: str, episodes: Sequence[Episode]) -> CommitResult:
+    def append_episodes(
+        self, source: str, episodes: Sequence[Episode], report: Mapping[str, Any] | None = None
+    ) -> CommitResult:
         """Commit all episodes of one source video in one atomic commit.
 
         ``episodes`` may be empty: the source is then recorded as done with 0
         episodes, so it is not retried. A source already committed in any
         shard is skipped (``CommitResult.skipped``). Inputs are validated
-        before anything is written.
+        before anything is written. ``report`` (JSON-ready: how the source's
+        attempts went) is written before the commit and is visible with it
+        (``TrajectoryStore.source_reports``).
         """
         if not isinstance(source, str) or not source:
             raise ValueError(f"source must be a non-empty str, got {source!r}")
@@ -221,6 +226,11 @@ class ShardWriter:
             columns.update(extras)
             writes += [(arr, e0, e1, columns[name]) for name, arr in self._meta.items()]
             sync(_write_all(writes))  # concurrently: different arrays, different keys
+        if report is not None:  # before the commit: readers match it to the source it names, or ignore it
+            index = len(self._attrs["committed_sources"])
+            self.store._root.create_group(
+                report_path(self.writer_id, index), attributes={**dict(report), "source": source}, overwrite=True
+            )
         new = {
             "committed_steps": s1,
             "committed_episodes": e1,
