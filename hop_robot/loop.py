@@ -8,7 +8,8 @@
    Optionally (``home``) move to ``spec.DEFAULT_POSE`` through the same
    safety filter first.
 2. **Ticks** at ``t0 + k / hz`` on the loop's clock (``time.monotonic``
-   unless a test injects a fake one; absolute schedule, no drift): read the joints (``robot.observe``, non-blocking) and the cloud
+   unless a test injects a fake one; absolute schedule, no drift): read the
+   joints (``robot.observe``, non-blocking) and the cloud
    (``camera.read``), append both to the history (last ``context`` = 16
    steps), hand the history to the policy **worker thread**, wait for its
    answer until ``policy_deadline`` × period after the tick, pass the answer
@@ -510,7 +511,8 @@ class ControlLoop:
             if delay > 0:
                 self.clock.sleep(delay, until=self._stop)
             if self._stopping():
-                return (StopCause.SIGNAL if self._signal else StopCause.REQUESTED), f"stop requested ({self._stop_reason})"
+                cause = StopCause.SIGNAL if self._signal else StopCause.REQUESTED
+                return cause, f"stop requested ({self._stop_reason})"
             start = now()
             late = start - tick
             if late > period:  # stalled: skip the lost ticks, count them as misses

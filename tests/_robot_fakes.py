@@ -130,7 +130,8 @@ class FakeClock:
                 return
             if time.monotonic() > give_up:
                 names = [t.name for t in self._running]
-                raise AssertionError(f"FakeClock: {names} woke and neither slept again nor ended within {self.patience} s")
+                raise AssertionError(f"FakeClock: {names} woke and neither slept again nor ended "
+                                     f"within {self.patience} s")  # fmt: skip
             self._cv.wait(0.005)  # a thread that ends does not notify
 
     def _block(self, seconds: float, until: threading.Event | None) -> bool:
