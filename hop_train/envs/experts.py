@@ -82,8 +82,16 @@ class PalmIK:
         p = x[:, 2] - r @ self.local[2]
         return r, p
 
-    def solve(self, q_arm: np.ndarray, rot: np.ndarray, pos: np.ndarray, iterations: int | None = None) -> np.ndarray:
-        """Arm joints (N, 7) placing the palm at (rot, pos), from q_arm (N, 7)."""
+    def solve(
+        self, q_arm: np.ndarray, rot: np.ndarray, pos: np.ndarray, iterations: int | None = None,
+        posture: np.ndarray | None = None, posture_gain: float = 0.1,
+    ) -> np.ndarray:
+        """Arm joints (N, 7) placing the palm at (rot, pos), from q_arm (N, 7).
+
+        ``posture`` (7,) or (N, 7): the arm's one redundant degree of freedom
+        is drawn toward it (a step of ``posture_gain`` × the offset per
+        iteration, projected on the task's null space), keeping the elbow and
+        wrist away from contorted solutions."""
         n = q_arm.shape[0]
         target = pos[:, None] + np.einsum("nij,sj->nsi", rot, self.local)  # (N, 4, 3)
         q = np.zeros((n, spec.NUM_JOINTS))
@@ -94,7 +102,11 @@ class PalmIK:
             e = (target - x).reshape(n, -1, 1)
             j = jac[..., spec.ARM].reshape(n, -1, 7)
             jt = j.transpose(0, 2, 1)
-            dq = np.linalg.solve(jt @ j + lam2, jt @ e)[..., 0]
+            a = jt @ j + lam2
+            dq = np.linalg.solve(a, jt @ e)[..., 0]
+            if posture is not None:
+                null = np.eye(7) - np.linalg.solve(a, jt @ j)  # I - J⁺J (damped)
+                dq += np.einsum("nij,nj->ni", null, posture_gain * (posture - q[:, spec.ARM]))
             dq *= np.minimum(1.0, 0.3 / np.maximum(np.abs(dq).max(1, keepdims=True), 1e-9))
             q[:, spec.ARM] = np.clip(q[:, spec.ARM] + dq, spec.JOINT_LOWER[spec.ARM], spec.JOINT_UPPER[spec.ARM])
         return q[:, spec.ARM]
@@ -106,6 +118,7 @@ class _Expert:
     speed = 0.30  # m/s, the commanded palm's top speed
     turn = 1.5  # rad/s, the commanded palm's top rotation speed
     max_joint_step = 0.9 * spec.ARM_MAX_VELOCITY / spec.CONTROL_HZ  # rad per control step
+    posture: np.ndarray | None = None  # (7,) arm posture the IK's redundancy is drawn to (None: free)
 
     def reset(self, env) -> None:
         env = _unwrap(env)
@@ -117,6 +130,8 @@ class _Expert:
         self.q = np.zeros((n, spec.NUM_JOINTS))  # commanded joints
         self.rot = np.tile(np.eye(3), (n, 1, 1))  # commanded palm pose
         self.pos = np.zeros((n, 3))
+        self.jmode = np.zeros(n, dtype=bool)  # envs whose arm moves in joint space this step (to jgoal)
+        self.jgoal = np.zeros((n, spec.NUM_ARM_JOINTS))
         self._fresh = np.ones(n, dtype=bool)
 
     def _restart(self, env, ids: np.ndarray, obs) -> None:
@@ -144,14 +159,17 @@ class _Expert:
         if np.any(restart):
             self._restart(env, np.flatnonzero(restart), sim_obs)
             self._fresh[:] = False
+        self.jmode[:] = False
+        self.actual_rot, self.actual_pos = self.ik.palm_pose(sim_obs.qpos)
         rot_goal, pos_goal, hand = self._targets(env, sim_obs)
         self._move(rot_goal, pos_goal)
-        arm = self.ik.solve(self.q[:, spec.ARM], self.rot, self.pos)
+        arm = self.ik.solve(self.q[:, spec.ARM], self.rot, self.pos, posture=self.posture)
+        arm = np.where(self.jmode[:, None], self.jgoal, arm)
         # no faster than the arm's targets may move: the commanded pose is then where the arm will be
         step = arm - self.q[:, spec.ARM]
         scale = np.minimum(1.0, self.max_joint_step / np.maximum(np.abs(step).max(1, keepdims=True), 1e-9))
         self.q[:, spec.ARM] += step * scale
-        slow = scale[:, 0] < 1.0
+        slow = (scale[:, 0] < 1.0) | self.jmode
         if np.any(slow):
             q = self.q.copy()
             q[:, spec.HAND] = 0.0
@@ -173,7 +191,7 @@ class _Expert:
 
     def _advance(self, mask: np.ndarray, to: int | None = None) -> None:
         self.phase = np.where(mask, self.phase + 1 if to is None else to, self.phase)
-        self.t = np.where(mask, 0, self.t)
+        self.t = np.where(mask, -1, self.t)  # 0 at the new phase's first step (__call__ counts on)
 
     def _turned(self, rot_goal: np.ndarray, tol: float = 0.05) -> np.ndarray:
         rel = np.einsum("nji,njk->nik", self.rot, rot_goal)
@@ -181,6 +199,19 @@ class _Expert:
 
     def _reached(self, pos_goal: np.ndarray, tol: float = 0.005) -> np.ndarray:
         return np.linalg.norm(self.pos - pos_goal, axis=1) < tol
+
+    def _settled(self, tol: float = 0.005) -> np.ndarray:
+        """The arm has caught up with the commanded palm position (within tol)."""
+        return np.linalg.norm(self.actual_pos - self.pos, axis=1) < tol
+
+
+def _axis_rotation(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rotations by angle (N,) about unit axes (N, 3) (Rodrigues)."""
+    k = np.zeros((len(angle), 3, 3))
+    k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+    k = k - k.transpose(0, 2, 1)
+    s, c = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
+    return np.eye(3) + s * k + (1 - c) * (k @ k)
 
 
 def _rotation_power(rel: np.ndarray, frac: np.ndarray) -> np.ndarray:
@@ -205,109 +236,160 @@ def _hand(fingers: tuple[float, float, float, float], thumb: tuple[float, float,
     return np.array(list(fingers) * 3 + list(thumb))
 
 
-# Open: fingers straight, the thumb rotated into opposition and stretched (it points
-# along the palm's normal, beside the object). Closed: every joint past contact.
-SIDE_OPEN = _hand((0.0, 0.0, 0.0, 0.0), (0.263, 0.0, 0.0, 0.0))
+# Open: fingers straight, the thumb half rotated toward opposition, stretched
+# (pointing ahead and up, clear of the object). Closed: every joint past contact.
+SIDE_OPEN = _hand((0.0, 0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0))
 SIDE_CLOSED = _hand((0.0, 1.6, 1.7, 1.6), (1.396, 1.1, 1.6, 1.7))
 TOP_OPEN = _hand((0.0, 0.0, 0.0, 0.0), (0.8, 0.0, 0.0, 0.0))
 TOP_CLOSED = _hand((0.0, 1.4, 1.4, 1.2), (1.396, 0.9, 1.3, 1.2))
 FLAT_OBJECT = 0.06  # m: objects lower than this are grasped from above, others from the side
+# An elbow-up arm posture (wrist above the forearm) from which the IK reaches side
+# grasps over the table with the wrist's offset link above the flange, not under it.
+READY_SEED = np.array([-0.05, 0.93, 0.37, 1.32, -1.32, 1.98, 1.25])
 
 
 class GraspLiftExpert(_Expert):
     """Grasp (from the side, or from above for flat objects), lift to the goal (module doc).
 
-    Side grasp: the palm faces the object horizontally (its normal along the
-    object's narrowest horizontal axis, or straight out from the robot for a
-    round object), fingers pointing to the right of the approach, thumb up
-    and rotated into opposition; the hand comes in level, the palm stops just
-    off the object, fingers wrap around its far side and the thumb its near side.
+    Side grasp: the palm faces the object horizontally (its normal along one
+    of the object's horizontal faces, or along the radial direction turned a
+    little counter-clockwise for a round object: directions the arm reaches
+    with margin), fingers pointing to the right of the approach, thumb up and
+    half turned toward opposition; the hand comes in level until the palm
+    touches the object, the fingers wrap around its far side and the thumb
+    closes on its near side.
+
+    Phases: CLEAR (palm straight up), READY (joint space, to an elbow-up
+    posture above the object: the IK then stays on that branch), REACH (the
+    grasp is re-planned from the settled object), LOWER, FORWARD (each waits
+    for the arm to catch up with the commanded palm), CLOSE, LIFT.
     """
 
-    UP, REACH, LOWER, FORWARD, CLOSE, LIFT = range(6)
-    safe_height = 0.33  # m, the palm's height while turning to the grasp orientation
+    CLEAR, READY, REACH, LOWER, FORWARD, CLOSE, LIFT = range(7)
+    clear_height = 0.45  # m: the palm rises to this height first, clear of the tallest object
+    ready_height = 0.40  # m: palm height of the ready posture, above the pre-grasp pose
     back = 0.10  # m, pre-grasp distance behind the grasp pose (side) / above it (top)
-    grip_z = 0.045  # m, palm-frame z (along the fingers) of the object's axis at the grasp
-    gap = 0.01  # m between the palm and the object at the grasp
+    grip_z = 0.01  # m, palm-frame z (along the fingers) of the object's axis at the grasp
+    gap = 0.0  # m between the palm and the object at the grasp
+    approach_bias = 0.3  # rad: a round object's approach, turned counter-clockwise from radial
+    max_width = 0.105  # m: widest object span the side grasp takes between palm and fingertips
     close_steps = 10
     settle_steps = 6
+    settle_tol = 0.006  # m: the palm is this close to its commanded position before it moves on
+    forward_speed = 0.15  # m/s, the last approach to the object
+    flat_object = FLAT_OBJECT
+    ready_seed = READY_SEED
+
+    def reset(self, env) -> None:
+        super().reset(env)
+        n = self.n
+        self.rot_grasp = np.tile(np.eye(3), (n, 1, 1))
+        self.p_grasp, self.p_pre, self.p_clear, self.p_ready = (np.zeros((n, 3)) for _ in range(4))
+        self.open_hand, self.closed_hand = np.zeros((n, 16)), np.zeros((n, 16))
+        self.offset = np.zeros((n, 3))
+        self.side = np.zeros(n, dtype=bool)
+        self.q_ready = np.zeros((n, spec.NUM_ARM_JOINTS))
 
     def _plan(self, env, ids, obs) -> None:
-        if not hasattr(self, "rot_grasp"):
-            n = self.n
-            self.rot_grasp = np.tile(np.eye(3), (n, 1, 1))
-            self.p_grasp, self.p_pre = np.zeros((n, 3)), np.zeros((n, 3))
-            self.open_hand, self.closed_hand = np.zeros((n, 16)), np.zeros((n, 16))
-            self.offset = np.zeros((n, 3))
-            self.side = np.zeros(n, dtype=bool)
+        self._plan_grasp(ids, obs)
+        self.p_clear[ids] = self.pos[ids]
+        self.p_clear[ids, 2] = np.maximum(self.pos[ids, 2], self.clear_height)
+        self.p_ready[ids] = self.p_pre[ids]
+        self.p_ready[ids, 2] = np.maximum(self.p_pre[ids, 2] + 0.10, self.ready_height)
+        q = np.tile(self.ready_seed, (len(ids), 1))
+        for _ in range(8):
+            q = self.ik.solve(q, self.rot_grasp[ids], self.p_ready[ids], iterations=10)
+        self.q_ready[ids] = q
+
+    def _plan_grasp(self, ids, obs) -> None:
+        """Grasp pose, pre-grasp pose and hand shapes for envs ``ids`` from their object's cloud."""
+        k = len(ids)
         cloud = obs.object_pc[ids].astype(np.float64)
         centre = obs.object_pose[ids, :3].copy()
-        top = cloud[:, :, 2].max(1)
+        top, bottom = cloud[:, :, 2].max(1), cloud[:, :, 2].min(1)
+        top, rest = top - bottom, centre[:, 2] - bottom  # as it stands on the table (it may be still falling)
         # the cloud's horizontal principal axes
         xy = cloud[:, :, :2] - centre[:, None, :2]
         w, v = np.linalg.eigh(np.einsum("npi,npj->nij", xy, xy))
-        narrow = v[:, :, 0]
         round_ = w[:, 0] / np.maximum(w[:, 1], 1e-12) > 0.6
         radial = centre[:, :2] / np.linalg.norm(centre[:, :2], axis=1, keepdims=True)
-        k = len(ids)
-        side = top - cloud[:, :, 2].min(1) > FLAT_OBJECT
-        self.side[ids] = side
-        # --- side grasp: approach along d (palm normal), fingers along d turned -90° about z
-        d = np.where(round_[:, None], radial, narrow)
-        d *= np.sign(np.sum(d * radial, 1, keepdims=True) + 1e-9)
+        c, s_ = np.cos(self.approach_bias), np.sin(self.approach_bias)
+        preferred = np.stack([c * radial[:, 0] - s_ * radial[:, 1], s_ * radial[:, 0] + c * radial[:, 1]], 1)
+        # candidate approaches: the four face normals of a box whose depth fits the hand
+        cands = np.concatenate([v.transpose(0, 2, 1), -v.transpose(0, 2, 1)], 1)  # (k, 4, 2)
+        ext = np.abs(np.einsum("npi,nci->ncp", xy, cands)).max(2)  # (k, 4) half extent along each
+        other = np.abs(np.einsum("npi,nci->ncp", xy, cands[:, [1, 0, 3, 2]])).max(2)  # half extent across
+        score = np.einsum("nci,ni->nc", cands, preferred) - 10.0 * (2 * other > self.max_width)
+        best = cands[np.arange(k), score.argmax(1)]
+        d = np.where(round_[:, None], preferred, best)
         depth = np.abs(np.einsum("npi,ni->np", xy, d)).max(1)  # object's half extent along d
+        flat = top < self.flat_object
+        self.side[ids] = ~flat
+        # --- side grasp: approach along d (palm normal), fingers along d turned -90° about z
         d3 = np.concatenate([d, np.zeros((k, 1))], 1)
         z3 = np.stack([d[:, 1], -d[:, 0], np.zeros(k)], 1)
         rot_side = frame(d3, z3)
-        height = np.clip(centre[:, 2], 0.062, top - 0.02)
+        height = np.clip(rest, 0.062, top - 0.02)
         target = np.concatenate([centre[:, :2], height[:, None]], 1)
         grip = np.stack([depth + 0.011 + self.gap, np.zeros(k), np.full(k, self.grip_z)], 1)
         p_side = target - np.einsum("nij,nj->ni", rot_side, grip)
         pre_side = p_side - self.back * d3
         # --- top grasp (flat objects): palm down, fingers straight out from the robot
         rot_top = frame(np.tile([0.0, 0.0, -1.0], (k, 1)), np.concatenate([radial, np.zeros((k, 1))], 1))
-        grip_top = np.stack([np.full(k, 0.011 + 0.06), np.zeros(k), np.full(k, 0.035)], 1)
-        target_top = np.concatenate([centre[:, :2], (top + 0.06)[:, None]], 1)
-        target_top[:, 2] = top + 0.011 + 0.005
-        p_top = target_top - np.einsum("nij,nj->ni", rot_top, grip_top * [0, 1, 1])
+        grip_top = np.stack([np.zeros(k), np.zeros(k), np.full(k, 0.035)], 1)
+        target_top = np.concatenate([centre[:, :2], (top + 0.011 + 0.005)[:, None]], 1)
+        p_top = target_top - np.einsum("nij,nj->ni", rot_top, grip_top)
         pre_top = p_top + [0.0, 0.0, self.back]
-        s = side[:, None]
+        s = ~flat[:, None]
         self.rot_grasp[ids] = np.where(s[..., None], rot_side, rot_top)
         self.p_grasp[ids] = np.where(s, p_side, p_top)
         self.p_pre[ids] = np.where(s, pre_side, pre_top)
         self.open_hand[ids] = np.where(s, SIDE_OPEN, TOP_OPEN)
         self.closed_hand[ids] = np.where(s, SIDE_CLOSED, TOP_CLOSED)
-        self.p_up = getattr(self, "p_up", np.zeros((self.n, 3)))
-        self.p_up[ids] = self.pos[ids]
-        self.p_up[ids, 2] = np.maximum(self.pos[ids, 2], self.safe_height)
 
     def _lift_goal(self, env) -> np.ndarray:
         return env.goal
 
-    def _targets(self, env, obs):
-        ph, n = self.phase, self.n
-        goal = self.p_pre.copy()
+    def _grasp_targets(self, env, obs):
+        """Targets of the phases up to CLOSE (shared with the throw expert)."""
+        ph = self.phase
+        goal = self.pos.copy()
         hand = self.open_hand.copy()
-        m = ph == self.UP  # up, out of the way, turning to the grasp orientation
-        goal[m] = self.p_up[m]
-        self._advance(m & self._reached(self.p_up, 0.01) & self._turned(self.rot_grasp))
+        m = ph == self.CLEAR  # straight up, out of the way
+        goal[m] = self.p_clear[m]
+        hand[m] = self.q[m, spec.HAND]  # as it is
+        self._advance(m & self._reached(self.p_clear, 0.01))
+        m = ph == self.READY  # in joint space, to the ready posture
+        self.jmode |= m
+        self.jgoal[m] = self.q_ready[m]
+        self._advance(m & (np.abs(self.q[:, spec.ARM] - self.q_ready).max(1) < 0.01) & self._settled(0.02))
+        m = ph == self.REACH  # above the pre-grasp pose (re-planned from the settled object)
+        first = m & (self.t == 0)
+        if np.any(first):
+            self._plan_grasp(np.flatnonzero(first), obs)
         high = self.p_pre + [0.0, 0.0, 0.10]
-        m = ph == self.REACH  # above the pre-grasp pose
         goal[m] = high[m]
-        self._advance(m & self._reached(high, 0.01))
+        self._advance(m & self._reached(high, 0.01) & self._turned(self.rot_grasp))
         m = ph == self.LOWER
         goal[m] = self.p_pre[m]
-        self._advance(m & self._reached(self.p_pre))
+        self._advance(m & self._reached(self.p_pre) & self._settled(self.settle_tol))
         m = ph == self.FORWARD
-        goal[m] = self.p_grasp[m]
-        self._advance(m & self._reached(self.p_grasp) & (self.t > 3))
+        d = self.p_grasp - self.pos
+        dist = np.linalg.norm(d, axis=1, keepdims=True)
+        slow = self.pos + d * np.minimum(1.0, self.forward_speed * DT / np.maximum(dist, 1e-9))
+        goal[m] = slow[m]
+        self._advance(m & self._reached(self.p_grasp) & self._settled(self.settle_tol))
         m = ph == self.CLOSE
-        goal[m] = self.p_grasp[m]
         a = np.clip(self.t / self.close_steps, 0, 1)[:, None]
         closing = (1 - a) * self.open_hand + a * self.closed_hand
-        closing[:, THUMB[0] - 7] = np.where(self.t > 0, self.closed_hand[:, THUMB[0] - 7], closing[:, THUMB[0] - 7])
+        closing[:, THUMB[0] - 7] = self.closed_hand[:, THUMB[0] - 7]
         hand = np.where(m[:, None], closing, hand)
         self._advance(m & (self.t >= self.close_steps + self.settle_steps))
+        return goal, hand
+
+    def _targets(self, env, obs):
+        goal, hand = self._grasp_targets(env, obs)
+        ph = self.phase
         m = ph >= self.LIFT
         start = (ph == self.LIFT) & (self.t == 0)
         self.offset[start] = self.pos[start] - obs.object_pose[start, :3]  # palm relative to the object, as grasped
@@ -319,34 +401,38 @@ class GraspLiftExpert(_Expert):
 class GraspThrowExpert(GraspLiftExpert):
     """The lift expert's grasp, then up, over the basket, open the hand (module doc)."""
 
-    CARRY, RELEASE = 6, 7
+    CARRY, RELEASE = 7, 8
     lift_height = 0.30  # m, the object's height before it is carried
     drop_height = 0.16  # m above the basket's rim, the object's height at release
 
     def _targets(self, env, obs):
-        rot, goal, hand = super()._targets(env, obs)
+        goal, hand = self._grasp_targets(env, obs)
+        ph = self.phase
+        start = (ph == self.LIFT) & (self.t == 0)
+        self.offset[start] = self.pos[start] - obs.object_pose[start, :3]
+        up = self.p_start.copy()
+        up[:, 2] = self.lift_height
+        m = ph == self.LIFT
+        goal[m] = (up + self.offset)[m]
+        self._advance(m & self._reached(up + self.offset, 0.01) & (self.t > 5))
         basket = np.asarray(env.basket.rim_center) + [0.0, 0.0, self.drop_height]
-        m = self.phase == self.LIFT
-        self._advance(m & self._reached(self._lift_goal(env) + self.offset, 0.01) & (self.t > 5), to=self.CARRY)
-        m = self.phase == self.CARRY
         over = basket + self.offset
+        m = ph == self.CARRY
         goal[m] = over[m]
         self._advance(m & self._reached(over, 0.02))
-        m = self.phase == self.RELEASE
+        m = ph == self.RELEASE
         goal[m] = over[m]
+        hand = np.where(((ph == self.LIFT) | (ph == self.CARRY))[:, None], self.closed_hand, hand)
         hand = np.where(m[:, None], self.open_hand, hand)
-        return rot, goal, hand
+        return self.rot_grasp, goal, hand
 
-    def _lift_goal(self, env) -> np.ndarray:
-        up = env._obs.object_pose[:, :3] * 0 + self.start_xy
-        up[:, 2] = self.lift_height
-        return up
+    def reset(self, env) -> None:
+        super().reset(env)
+        self.p_start = np.zeros((self.n, 3))
 
     def _plan(self, env, ids, obs) -> None:
         super()._plan(env, ids, obs)
-        if not hasattr(self, "start_xy"):
-            self.start_xy = np.zeros((self.n, 3))
-        self.start_xy[ids, :2] = obs.object_pose[ids, :2]
+        self.p_start[ids] = obs.object_pose[ids, :3]
 
 
 class OpenCabinetExpert(_Expert):
