@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 
 from hop_robot.embodiment import spec
 from hop_robot.sim import SceneConfig

@@ -29,7 +29,6 @@ import inspect
 import math
 import os
 import shutil
-import zipfile
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -40,9 +39,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from hop_data.store import TrajectoryStore
-from hop_robot.embodiment import spec
 from hop_robot.embodiment.spec import ARM, HAND, JOINT_LOWER, JOINT_UPPER, NUM_JOINTS
-from hop_train.checkpoint import POLICY_ARGS, embodiment_record, export_checkpoint, read_checkpoint
+from hop_train.checkpoint import POLICY_ARGS, embodiment_record, export_checkpoint
 from hop_train.dataset import (
     StoreArrays,
     WindowDataset,
@@ -51,19 +49,13 @@ from hop_train.dataset import (
     collate_windows,
     split_by_source,
 )
-from hop_train.export import IncompatibleCheckpointError, load_state_dict_safely
+from hop_train.init_from import InitFromError, init_policy_from
 from hop_train.model import HopPolicy, masked_l1
 
 __all__ = ["ExportPolicy", "HopDataModule", "HopPretrainModule", "InitFromError"]
 
 # The policy's defaults live in HopPolicy's signature (one place); the module repeats them by reference.
 _POLICY = {name: p.default for name, p in inspect.signature(HopPolicy).parameters.items()}
-
-
-class InitFromError(ValueError):
-    """``init_from`` cannot initialise the module: the file is missing or unreadable,
-    or it holds another architecture or embodiment (the message names the file and
-    every difference). Raised in ``setup``, before any training step."""
 
 
 class HopPretrainModule(pl.LightningModule):
@@ -218,101 +210,14 @@ class HopPretrainModule(pl.LightningModule):
         """Load ``init_from`` into the policy (once; ``setup`` calls it). Returns
         whether weights were loaded now. Raises ``InitFromError`` (nothing
         loaded) for a missing or unreadable file, another architecture or
-        another embodiment."""
+        another embodiment (``hop_train.init_from``)."""
         path = self.hparams.get("init_from")
         if not path or self.initialised_from is not None:
             return False
-        path = os.fspath(path)
-        if not os.path.exists(path):
-            raise InitFromError(
-                f"model.init_from: {path} does not exist (a .ckpt or an exported policy.pt; null: from scratch)"
-            )
-        if not os.path.isfile(path):
-            raise InitFromError(f"model.init_from: {path} is not a file")
-        mine = {k: self.hparams[k] for k in POLICY_ARGS}
-        if _is_torchscript(path):
-            found, record, state = _read_exported(path, self.model)
-            kind = "exported policy"
-        else:
-            found, record, state = _read_checkpoint(path)
-            kind = "checkpoint"
-        differences = [
-            f"{k} {found[k]!r} in the file vs {mine[k]!r} here"
-            for k in POLICY_ARGS
-            if k in found and found[k] != mine[k]
-        ]
-        differences += [f"embodiment: {line}" for line in spec.mismatches(record, required=())]
-        if differences:
-            raise InitFromError(
-                f"model.init_from: {path} ({kind}) does not fit this model:\n  "
-                + "\n  ".join(differences)
-                + "\n  set the model section to the file's architecture (or init_from: null to train from scratch)"
-            )
-        try:
-            if state is None:  # a checkpoint or plain state dict: keys and shapes checked, nothing loaded on a misfit
-                load_state_dict_safely(self.model, path, prefix=None)
-            else:
-                self.model.load_state_dict(state, strict=True)
-        except (IncompatibleCheckpointError, RuntimeError) as exc:
-            raise InitFromError(f"model.init_from: {path} ({kind}) does not fit this model:\n{exc}") from None
-        self.initialised_from = path
-        recorded = ", ".join(f"{k}={v}" for k, v in found.items()) or "no architecture recorded: shapes checked"
-        rank_zero_info(f"[hop] policy initialised from {kind} {path} ({recorded})")
+        described = init_policy_from(self.model, path, {k: self.hparams[k] for k in POLICY_ARGS})
+        self.initialised_from = os.fspath(path)
+        rank_zero_info(f"[hop] policy initialised from {described}")
         return True
-
-
-def _is_torchscript(path: str) -> bool:
-    """A TorchScript archive (``torch.jit.save``) rather than a ``torch.save`` file."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(n.endswith("/constants.pkl") or "/code/" in n for n in archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
-def _read_checkpoint(path: str) -> tuple[dict[str, Any], dict[str, Any], None]:
-    """A Lightning checkpoint's recorded policy config and ``hop`` record (a plain
-    state dict records neither). The weights are loaded by ``load_state_dict_safely``."""
-    try:
-        blob = read_checkpoint(path)
-    except IncompatibleCheckpointError as exc:
-        raise InitFromError(f"model.init_from: {exc}") from None
-    hparams = blob.get("hyper_parameters") or {}
-    record = dict(blob.get("hop") or {})
-    found = {k: hparams[k] for k in POLICY_ARGS if k in hparams}
-    for key in ("num_points", "context"):
-        if key not in found and key in record:
-            found[key] = record[key]
-    return found, record, None
-
-
-def _read_exported(path: str, model: torch.nn.Module) -> tuple[dict[str, Any], dict[str, Any], dict[str, Tensor]]:
-    """An exported policy's architecture, metadata and weights (its ``model``
-    submodule's state dict, without the non-persistent buffers scripting keeps)."""
-    try:
-        exported = torch.jit.load(path, map_location="cpu")
-        inner = exported.model
-        blocks = list(inner.blocks.children())
-        found = {
-            "width": int(inner.width),
-            "num_layers": len(blocks),
-            "num_heads": int(blocks[0].attn.num_heads) if blocks else None,
-            "context": int(inner.context),
-            "num_points": int(exported.num_points),
-            "action_tanh": bool(inner.action_tanh),
-        }
-        record = {
-            "embodiment": str(exported.embodiment),
-            "joint_names": list(exported.joint_names),
-            "joint_lower": list(exported.joint_lower),
-            "joint_upper": list(exported.joint_upper),
-            "control_hz": int(exported.control_hz),
-        }
-        state = dict(inner.state_dict())
-    except (RuntimeError, AttributeError, ValueError) as exc:
-        raise InitFromError(f"model.init_from: {path} cannot be read as an exported HOP policy: {exc}") from None
-    transient = {name for name, _ in model.named_buffers()} - set(model.state_dict())  # scripting keeps them
-    return found, record, {k: v for k, v in state.items() if k not in transient}
 
 
 class HopDataModule(pl.LightningDataModule):

@@ -157,7 +157,9 @@ def test_bad_configs_are_refused_before_work(tmp_path):
 
     with pytest.raises(ValueError, match="unknown task"):
         HopPPOModule(task="Juggle-v0")
-    with pytest.raises(FileNotFoundError, match="no such file"):
+    from hop_train.init_from import InitFromError
+
+    with pytest.raises(InitFromError, match="does not exist"):
         HopPPOModule(init_from=str(tmp_path / "missing.pt"))
     out = subprocess.run(
         [sys.executable, "-m", "hop_train.cli", "fit", "--config", "configs/ppo_grasp_lift_smoke.yaml",
@@ -168,17 +170,18 @@ def test_bad_configs_are_refused_before_work(tmp_path):
 
 def test_init_from_an_exported_policy_loads_its_weights(tmp_path):
     from hop_train.export import export_policy
-    from hop_train.rl.module import load_policy_weights
+    from hop_train.init_from import InitFromError
+    from hop_train.rl.module import HopPPOModule
 
     torch.manual_seed(1)
     prior = HopPolicy(width=32, num_layers=1, num_heads=2)
     path = export_policy(prior, tmp_path / "pi_b.pt")
-    fresh = load_policy_weights(HopPolicy(width=32, num_layers=1, num_heads=2), path)
-    for (k, a), (_, b) in zip(prior.state_dict().items(), fresh.state_dict().items()):
+    module = HopPPOModule(init_from=str(path), width=32, num_layers=1, num_heads=2)
+    for (k, a), (_, b) in zip(prior.state_dict().items(), module.ac.actor.state_dict().items()):
         assert torch.equal(a, b), k
-    with pytest.raises(ValueError, match="architecture differs"):
-        load_policy_weights(HopPolicy(width=64, num_layers=1, num_heads=2), path)
-    assert math.isfinite(float(fresh.embed_proprio.weight.sum()))
+    with pytest.raises(InitFromError, match="width 32 in the file vs 64 here"):
+        HopPPOModule(init_from=str(path), width=64, num_layers=1, num_heads=2)
+    assert math.isfinite(float(module.ac.actor.embed_proprio.weight.sum()))
 
 
 def test_dapg_demo_weight_schedule():

@@ -27,7 +27,7 @@ on ``reset(seed=...)``), so env i of a vector env and a single env seeded
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gymnasium as gym
@@ -38,7 +38,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from hop_robot.embodiment import spec
 from hop_robot.geometry import quat_to_matrix, yaw_quat
 from hop_robot.sim import CompiledScene, SceneConfig, build_scene, make_simulator
-from hop_robot.sim.scene import SceneExtra, object_cloud
+from hop_robot.sim.scene import SceneExtra
 
 from .objects import TaskObject, object_set
 

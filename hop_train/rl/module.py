@@ -19,19 +19,16 @@ Logged per rollout: ``rollout/return``, ``rollout/success``,
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
-import warnings
-from pathlib import Path
 from typing import Any, Optional
 
 import lightning.pytorch as pl
 import numpy as np
-import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from hop_robot.embodiment import spec
 from hop_train.checkpoint import embodiment_record
+from hop_train.init_from import init_policy_from
 from hop_train.model import HopPolicy
 
 from .actor_critic import ActorCritic
@@ -42,43 +39,7 @@ from .ppo import PPO, PPOConfig
 from .rollout import RolloutCollector
 from .storage import RolloutStorage
 
-__all__ = ["HopPPOModule", "load_policy_weights"]
-
-
-def load_policy_weights(policy: HopPolicy, path: str | os.PathLike) -> HopPolicy:
-    """Load π_b's weights into ``policy`` from a Lightning checkpoint / state dict
-    (``.ckpt``) or an exported TorchScript policy (``.pt``). The architecture
-    must match; the error names the file and what differs."""
-    from hop_train.export import IncompatibleCheckpointError, load_state_dict_safely
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"init_from {path}: no such file")
-    try:
-        with warnings.catch_warnings():  # TorchScript is deprecated upstream but is what the file is
-            warnings.simplefilter("ignore", DeprecationWarning)
-            module = torch.jit.load(str(path), map_location="cpu")
-    except (RuntimeError, ValueError):
-        module = None
-    if module is not None:  # an exported policy: its weights live under ``model``
-        problems = spec.mismatches({"embodiment": module.embodiment, "joint_names": list(module.joint_names),
-                                    "control_hz": module.control_hz})  # fmt: skip
-        if problems:
-            raise IncompatibleCheckpointError(f"init_from {path}: exported for another robot: " + "; ".join(problems))
-        buffers = {name for name, _ in policy.named_buffers()}  # non-persistent ones are in a script's state too
-        state = {k[len("model."):]: v for k, v in module.state_dict().items() if k.startswith("model.")}
-        expected = policy.state_dict()
-        state = {k: v for k, v in state.items() if k in expected or k not in buffers}
-        bad = sorted(k for k in expected if k not in state or state[k].shape != expected[k].shape)
-        if bad or set(state) - set(expected):
-            raise IncompatibleCheckpointError(
-                f"init_from {path}: the exported policy's architecture differs from this config "
-                f"(width {policy.width}, {len(policy.blocks)} layers, context {policy.context}); "
-                f"first differing weights: {bad[:5] or sorted(set(state) - set(expected))[:5]}"
-            )
-        policy.load_state_dict(state, strict=True)
-        return policy
-    return load_state_dict_safely(policy, path)
+__all__ = ["HopPPOModule"]
 
 
 class _Iterations(IterableDataset):
@@ -135,8 +96,6 @@ class HopPPOModule(pl.LightningModule):
         from hop_train.envs import task_id
 
         task_id(task)  # unknown tasks are refused before anything is built
-        if init_from is not None and not Path(init_from).is_file():
-            raise FileNotFoundError(f"init_from {init_from}: no such file")
         if algorithm not in ("ppo", "dapg", "amp"):
             raise ValueError(f"algorithm must be 'ppo', 'dapg' or 'amp', got {algorithm!r}")
         if algorithm != "ppo" and demos is None:
@@ -147,7 +106,8 @@ class HopPPOModule(pl.LightningModule):
         policy = HopPolicy(width=width, num_layers=num_layers, num_heads=num_heads, context=context,
                            num_points=num_points, action_tanh=action_tanh)  # fmt: skip
         if init_from is not None:
-            load_policy_weights(policy, init_from)
+            init_policy_from(policy, init_from, {"width": width, "num_layers": num_layers, "num_heads": num_heads,
+                                                 "context": context, "num_points": num_points, "action_tanh": action_tanh})  # fmt: skip
         self._state_dim = self._task_state_dim(task)
         self.ac = ActorCritic(policy, self._state_dim, self.cfg.init_std, detach_critic_tokens=self.cfg.detach_critic_tokens)
         if algorithm == "ppo":
