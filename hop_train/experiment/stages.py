@@ -101,6 +101,22 @@ def _evaluate(cfg: ExperimentConfig, task: str, policy: Path, out: Path, log: Pa
     return write_json(out, summary)
 
 
+def _supervised(steps: int, root: Path, policy: Path) -> dict[str, Any]:
+    """Trainer settings of a pretraining or BC run: ``steps`` steps, CSV log
+    and checkpoints under ``root``, the best checkpoint's policy exported to ``policy``."""
+    return {
+        "trainer.max_steps": steps, "trainer.max_time": None,
+        "trainer.val_check_interval": max(1, steps // 4), "trainer.log_every_n_steps": 1,
+        "trainer.default_root_dir": str(root), "trainer.enable_progress_bar": False,
+        "trainer.logger": [{"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(root), "name": "csv"}}],
+        "trainer.callbacks": [
+            {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+             "init_args": {"monitor": "val/loss", "mode": "min", "save_top_k": 1, "save_last": True, "filename": "best-{step}"}},
+            {"class_path": "hop_train.pretrain.ExportPolicy", "init_args": {"filename": "policy.pt", "copy_to": str(policy)}},
+        ],
+    }  # fmt: skip
+
+
 def _uses_objects(task: str) -> bool:
     from hop_train.envs import TASKS, task_id
 
@@ -125,16 +141,7 @@ def stage_prior(cfg: ExperimentConfig) -> dict:
                                              "--seed", 0, "--json"], log))  # fmt: skip
     train = w / "train"
     config = derived_config("configs/pretrain.yaml", w / "pretrain.yaml", {
-        **_arch("model", cfg),
-        "trainer.max_steps": cfg.pretrain_steps, "trainer.max_time": None,
-        "trainer.val_check_interval": max(1, cfg.pretrain_steps // 4), "trainer.log_every_n_steps": 1,
-        "trainer.default_root_dir": str(train), "trainer.enable_progress_bar": False,
-        "trainer.logger": [{"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(train), "name": "csv"}}],
-        "trainer.callbacks": [
-            {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-             "init_args": {"monitor": "val/loss", "mode": "min", "save_top_k": 1, "save_last": True, "filename": "best-{step}"}},
-            {"class_path": "hop_train.pretrain.ExportPolicy", "init_args": {"filename": "policy.pt", "copy_to": str(w / "policy.pt")}},
-        ],
+        **_arch("model", cfg), **_supervised(cfg.pretrain_steps, train, w / "policy.pt"),
         "data.store": str(w / "store.zarr"), "data.batch_size": cfg.pretrain_batch,
     })  # fmt: skip
     run(_cli("hop-train") + ["fit", "--config", config], log)
@@ -186,17 +193,8 @@ def stage_bc(cfg: ExperimentConfig) -> dict:
                         continue
                     w = cfg.work / "bc" / name
                     config = derived_config(base.get(task, "configs/bc_grasp_lift.yaml"), w / "bc.yaml", {
-                        **_arch("model", cfg), "seed_everything": seed,
+                        **_arch("model", cfg), **_supervised(cfg.bc_steps, w, w / "policy.pt"), "seed_everything": seed,
                         "model.init_from": str(prior) if init == "prior" else None,
-                        "trainer.max_steps": cfg.bc_steps, "trainer.max_time": None,
-                        "trainer.val_check_interval": max(1, cfg.bc_steps // 4), "trainer.log_every_n_steps": 1,
-                        "trainer.default_root_dir": str(w), "trainer.enable_progress_bar": False,
-                        "trainer.logger": [{"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(w), "name": "csv"}}],
-                        "trainer.callbacks": [
-                            {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                             "init_args": {"monitor": "val/loss", "mode": "min", "save_top_k": 1, "save_last": True, "filename": "best-{step}"}},
-                            {"class_path": "hop_train.pretrain.ExportPolicy", "init_args": {"filename": "policy.pt", "copy_to": str(w / "policy.pt")}},
-                        ],
                         "data.store": str(_demo_store(cfg, task, count)), "data.batch_size": cfg.bc_batch,
                         "data.val_fraction": 0.2 if count >= 5 else 0.5,
                     })  # fmt: skip
