@@ -32,6 +32,13 @@ sysdeps:
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  (apt-get update -qq && apt-get install -y -qq libosmesa6 >/dev/null) || echo "warning: could not install libosmesa6; rendering will be skipped"; \
 	else echo "note: install libosmesa6 (Debian/Ubuntu) for offscreen rendering"; fi
+	@# headless Chromium (Debian's package) opens hop-data report's page in its test
+	@if command -v chromium-headless-shell >/dev/null || command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get install -y -qq --no-install-recommends chromium-headless-shell >/dev/null || \
+	   (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium-headless-shell >/dev/null)) \
+	  || echo "warning: could not install chromium-headless-shell; the report's browser test will be skipped"; \
+	else echo "note: install chromium-headless-shell (Debian) for the report's browser test"; fi
 
 # Video lifting runs MediaPipe Hands, which needs numpy<2 (the main env needs
 # numpy>=2): it gets its own environment, and `hop-data lift` runs its worker

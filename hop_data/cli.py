@@ -141,6 +141,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- report
+def cmd_report(args: argparse.Namespace) -> int:
+    from hop_data.report_html import write_report
+
+    print_summary(write_report(args.store, args.out, hoi_path=args.hoi, episodes=args.episodes), args.json)
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "info": (cmd_info, "what a trajectory store holds"),
@@ -148,6 +156,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "synth": (cmd_synth, "write a synthetic corpus of human hand-object trajectories (format 1)"),
     "retarget": (cmd_retarget, "retarget HOI trajectories to the robot in simulation, into a store"),
     "render": (cmd_render, "render a stored episode to a video (robot, object cloud, human keypoints)"),
+    "report": (cmd_report, "an HTML report of a store: acceptance and rejection causes per video, errors, rendered episodes"),
 }
 
 
@@ -184,6 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hoi", help="the source *.hoi.npz (or a directory of them) to draw the human keypoints")
     p.add_argument("--width", type=int, default=512)
     p.add_argument("--height", type=int, default=384)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("report", help=COMMANDS["report"][1])
+    p.add_argument("store", help="store path or fsspec URL")
+    p.add_argument("--out", required=True, help="the HTML file to write (self-contained)")
+    p.add_argument("--hoi", help="the source *.hoi.npz files (a directory) to draw the human hands beside the robot")
+    p.add_argument("--episodes", type=int, default=3, help="episodes rendered (0: none)")
     p.add_argument("--json", action="store_true")
     return parser
 

@@ -81,6 +81,29 @@ def render_episode(
     """Write ``out`` (.mp4 or .gif) and return a summary of what was drawn."""
     import imageio.v2 as imageio
 
+    frames = episode_frames(store_url, episode, hoi_path, width, height)
+    image, summary = next(frames)  # a bad episode or source file fails here, before the file is made
+    count = 0
+    with imageio.get_writer(str(out), fps=fps) as video:
+        video.append_data(image)
+        count += 1
+        for image, _ in frames:
+            video.append_data(image)
+            count += 1
+    return {"out": str(out), **summary, "frames": count}
+
+
+def episode_frames(
+    store_url: str,
+    episode: int,
+    hoi_path: str | os.PathLike | None = None,
+    width: int = 512,
+    height: int = 384,
+    steps: list[int] | None = None,
+):
+    """Yield (RGB image (H, W, 3) uint8, summary) for the episode's steps
+    (all, or ``steps``): the robot, the object cloud, its keypoints (red) and,
+    given the source file, the human keypoint targets (green) and obstacles."""
     reader = TrajectoryStore.open(store_url, "r").reader()
     if not 0 <= episode < reader.num_episodes:
         raise IndexError(f"{store_url}: episode {episode} does not exist (the store has {reader.num_episodes})")
@@ -100,6 +123,14 @@ def render_episode(
         targets, obstacles = plan.targets[0], plan.obstacles[0]
         if len(targets) != len(proprio):
             raise ValueError(f"{found}: gives {len(targets)} steps, the episode has {len(proprio)} (other settings?)")
+    summary = {
+        "episode": episode,
+        "source": source,
+        "seed": seed,
+        "steps": len(proprio),
+        "human_keypoints": targets is not None,
+        "max_error_m": float(ep["max_error"]),
+    }
 
     config = SceneConfig()
     model, index = compile_scene(np.random.default_rng(0).uniform(-0.01, 0.01, (8, 3)), config)
@@ -116,34 +147,22 @@ def render_episode(
     # software GL: shadows and reflections cost most of a frame and say little here
     renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
     renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
-    frames = 0
     try:
-        with imageio.get_writer(str(out), fps=fps) as video:
-            for k in range(len(proprio)):
-                data.qpos[index.qpos] = proprio[k]
-                mujoco.mj_forward(model, data)
-                renderer.update_scene(data, camera)
-                scene = renderer.scene
-                for point in clouds[k]:
-                    _add_sphere(scene, point, 0.004, _OBJECT_RGBA)
-                for site in data.site_xpos[index.keypoint_sites]:
-                    _add_sphere(scene, site, 0.008, _ROBOT_RGBA)
-                if targets is not None:
-                    for point in targets[k]:
-                        _add_sphere(scene, point, 0.008, _HUMAN_RGBA)
-                    for slot in obstacles:
-                        if np.all(slot[7:10] > 0):
-                            _add_box(scene, slot, _OBSTACLE_RGBA)
-                video.append_data(renderer.render())
-                frames += 1
+        for k in range(len(proprio)) if steps is None else steps:
+            data.qpos[index.qpos] = proprio[k]
+            mujoco.mj_forward(model, data)
+            renderer.update_scene(data, camera)
+            scene = renderer.scene
+            for point in clouds[k]:
+                _add_sphere(scene, point, 0.004, _OBJECT_RGBA)
+            for site in data.site_xpos[index.keypoint_sites]:
+                _add_sphere(scene, site, 0.008, _ROBOT_RGBA)
+            if targets is not None:
+                for point in targets[k]:
+                    _add_sphere(scene, point, 0.008, _HUMAN_RGBA)
+                for slot in obstacles:
+                    if np.all(slot[7:10] > 0):
+                        _add_box(scene, slot, _OBSTACLE_RGBA)
+            yield renderer.render().copy(), summary
     finally:
         renderer.close()
-    return {
-        "out": str(out),
-        "episode": episode,
-        "source": source,
-        "seed": seed,
-        "frames": frames,
-        "human_keypoints": targets is not None,
-        "max_error_m": float(ep["max_error"]),
-    }

@@ -71,9 +71,12 @@ def video_summary(result: Any, path: str | None = None) -> dict[str, Any]:
         out["kept_error_m"] = _median_p95(result.frame_errors[kept])
         out["kept_fingertip_error_m"] = _median_p95(k[..., list(FINGERTIP_KEYPOINTS)])
         out["kept_keypoint_error_m"] = {name: _median_p95(k[..., i]) for i, name in enumerate(spec.KEYPOINT_SITES)}
+        # per judged step (20 Hz), the median over the kept attempts: the error over time
+        out["kept_error_over_time_m"] = [round(float(v), 5) for v in np.median(result.frame_errors[kept], axis=0)]
     else:
         out["kept_error_m"] = out["kept_fingertip_error_m"] = {"median": None, "p95": None}
         out["kept_keypoint_error_m"] = {}
+        out["kept_error_over_time_m"] = []
     assert out["accepted"] + sum(out["rejected"].values()) == out["attempts"], out
     return out
 
