@@ -267,3 +267,20 @@ def test_demos_cli_writes_expert_episodes_the_store_reads(tmp_path):
     assert reader.num_episodes == 2
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)  # same task and seed: nothing new
     assert again.returncode == 0 and json.loads(again.stdout)["episodes"] == 0
+
+
+@pytest.mark.skipif(
+    __import__("os").environ.get("MUJOCO_GL", "osmesa") == "osmesa" and __import__("ctypes.util").util.find_library("OSMesa") is None,
+    reason="offscreen rendering needs libOSMesa (apt-get install libosmesa6; make installs it as root)",
+)
+def test_evaluate_renders_an_mp4_of_the_first_envs(tmp_path):
+    import imageio.v2 as imageio
+
+    from hop_train.evaluate import evaluate
+
+    video = tmp_path / "eval.mp4"
+    summary = evaluate("GraspLift-v0", "random", envs=3, render=str(video), render_envs=2, show_progress=False,
+                       episode_steps=5)  # fmt: skip
+    assert summary["episodes"] == 3 and summary["render"] == str(video)
+    frames = imageio.mimread(video)
+    assert len(frames) == 5 and frames[0].shape[1] == 2 * 320  # two envs side by side

@@ -211,3 +211,18 @@ def test_dapg_and_amp_need_demonstrations():
     for algorithm in ("dapg", "amp"):
         with pytest.raises(ValueError, match="needs demonstrations"):
             HopPPOModule(algorithm=algorithm)
+
+
+def test_periodic_heldout_evaluation_is_logged(tmp_path):
+    import csv
+
+    out = subprocess.run(
+        [sys.executable, "-m", "hop_train.cli", "fit", "--config", "configs/ppo_grasp_lift_smoke.yaml",
+         "--model.init_args.eval_every", "1", "--model.init_args.eval_envs", "2", "--model.init_args.episode_steps", "8",
+         "--trainer.max_steps", "2", "--trainer.default_root_dir", str(tmp_path),
+         "--trainer.logger.init_args.save_dir", str(tmp_path)], capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = list(csv.DictReader(open(next(tmp_path.glob("csv/version_*/metrics.csv")))))
+    values = [float(r["eval/success"]) for r in rows if r.get("eval/success")]
+    assert values and all(0.0 <= v <= 1.0 for v in values)

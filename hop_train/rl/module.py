@@ -68,6 +68,9 @@ class HopPPOModule(pl.LightningModule):
         width, num_layers, num_heads, context, num_points: the policy's
             architecture (must match ``init_from``); the paper's by default.
         seed: env and sampling seed.
+        eval_every: every this many rollouts, export the current policy and run
+            ``hop-train evaluate``'s episodes on ``eval_envs`` envs of ``eval_objects``
+            (logged as ``eval/success``, ``eval/return``); 0: never.
     """
 
     def __init__(
@@ -91,6 +94,9 @@ class HopPPOModule(pl.LightningModule):
         num_points: int = spec.NUM_POINTS,
         action_tanh: bool = False,
         seed: int = 0,
+        eval_every: int = 0,
+        eval_envs: int = 16,
+        eval_objects: str = "heldout",
     ) -> None:
         super().__init__()
         from hop_train.envs import task_id
@@ -176,6 +182,25 @@ class HopPPOModule(pl.LightningModule):
         if stats.returns:
             self.log("success", log["rollout/success"], prog_bar=True, on_step=True, batch_size=1, logger=False)
             self.log("return", log["rollout/return"], prog_bar=True, on_step=True, batch_size=1, logger=False)
+
+        if self.hparams.eval_every and (batch_idx + 1) % self.hparams.eval_every == 0:
+            self._evaluate_now()
+
+    def _evaluate_now(self) -> None:
+        """The exported policy of the current weights, one episode per env (periodic evaluation)."""
+        import tempfile
+
+        from hop_train.evaluate import evaluate
+        from hop_train.export import export_policy
+
+        h = self.hparams
+        with tempfile.TemporaryDirectory(prefix="hop-ppo-eval-") as tmp:
+            path = export_policy(self.ac.actor, f"{tmp}/policy.pt", num_points=h.num_points)
+            summary = evaluate(h.task, str(path), envs=h.eval_envs, seed=10_000, objects=h.eval_objects,
+                               show_progress=False, threads=h.env_threads, episode_steps=h.episode_steps)  # fmt: skip
+        self.log_dict({"eval/success": summary["success_rate"], "eval/return": summary["mean_return"]},
+                      on_step=True, batch_size=1)  # fmt: skip
+        self.ac.train()
 
     def on_fit_end(self) -> None:
         if self.env is not None:
