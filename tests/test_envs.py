@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import json
+import os
 import subprocess
 import sys
 
@@ -270,7 +272,7 @@ def test_demos_cli_writes_expert_episodes_the_store_reads(tmp_path):
 
 
 @pytest.mark.skipif(
-    __import__("os").environ.get("MUJOCO_GL", "osmesa") == "osmesa" and __import__("ctypes.util").util.find_library("OSMesa") is None,
+    os.environ.get("MUJOCO_GL", "osmesa") == "osmesa" and ctypes.util.find_library("OSMesa") is None,
     reason="offscreen rendering needs libOSMesa (apt-get install libosmesa6; make installs it as root)",
 )
 def test_evaluate_renders_an_mp4_of_the_first_envs(tmp_path):
