@@ -12,7 +12,7 @@ import pytest
 
 from hop_data import hoi
 from hop_data.cli import main as hop_data_main
-from hop_data.lifting import api, camera, objects, smooth
+from hop_data.lifting import api, camera, objects, smooth, tracking
 from hop_data.lifting.hands import HandBackendUnavailable, HandObservation, HamerHands, make_hand_backend
 from hop_robot.geometry import quat_to_matrix
 
@@ -109,29 +109,64 @@ def test_fill_gaps_and_outliers():
     assert not keep[12] and keep.sum() == T - 1
 
 
-# ---------------------------------------------------------------- track
-def _obs_at(x: float, side: str, score: float = 0.9) -> HandObservation:
-    xy = np.zeros((21, 2))
-    xy[:, 0] = x + np.linspace(0, 60, 21)
-    xy[:, 1] = 300 + np.linspace(0, 60, 21)
-    return HandObservation(xy, np.zeros((21, 3)), side, score)
+# ---------------------------------------------------------------- following one hand
+def _mirrored(obs: HandObservation) -> HandObservation:
+    """The same image hand with left-hand geometry (depth reflected: what MediaPipe
+    returns when its label flips) and the other label."""
+    m = obs.metric.copy()
+    m[:, 2] = 2 * m[:, 2].mean() - m[:, 2]
+    return HandObservation(obs.image_xy.copy(), m, "left" if obs.side == "right" else "right", 0.6)
 
 
-def test_select_track_follows_one_hand():
-    dets = [
-        [_obs_at(100, "right"), _obs_at(600, "left")],
-        [_obs_at(104, "left"), _obs_at(600, "left")],  # the right hand's label flips for one frame
-        [_obs_at(108, "right"), _obs_at(700, "right", 0.99)],  # a second "right" appears far away
-        [],
-        [_obs_at(700, "left")],  # only a far hand of the other side: not taken
-    ]
-    track = api.select_track(dets, "right")
-    assert [None if o is None else round(o.image_xy[0, 0]) for o in track] == [100, 104, 108, None, None]
-    # an annotated box wins over labels
-    boxes = {4: np.array([690, 290, 770, 370])}
-    assert api.select_track(dets, "right", boxes)[4].image_xy[0, 0] == 700
-    assert api.choose_side([[_obs_at(0, "left")]] * 5, "auto") == "left"
-    assert api.choose_side([[_obs_at(0, "left")], [_obs_at(0, "right")]], "auto") == "right"
+def test_identity_is_kept_across_a_handedness_label_flip():
+    """Two hands: a right hand that reaches (moving) and whose label and 3D
+    geometry flip to "left" while it is half hidden (frames 20-29), and a
+    resting left hand far away that is briefly labelled "right". The
+    tracker follows each by continuity; the followed hand is the reaching
+    one, its side measured from the joints' chirality, its flipped frames
+    given back right-hand geometry."""
+    T = 60
+    reach = _observations(_hand_track(T))  # moves 30 cm across, turns
+    rest_joints = _hand_track(T)[:1].repeat(T, 0) + np.array([0.25, 0.0, 0.1])
+    rest_joints[..., 0] = 2 * rest_joints[..., 0].mean() - rest_joints[..., 0]  # a left hand (mirrored in x)
+    rest = _observations(rest_joints, side="left")
+    assert hoi.chirality(reach[0].metric) > 0 > hoi.chirality(rest[0].metric)
+    dets = []
+    for t in range(T):
+        a, b = reach[t], rest[t]
+        if 20 <= t < 30:
+            a = _mirrored(a)  # label and geometry flip: "left"
+        if 40 <= t < 45:
+            b = HandObservation(b.image_xy, b.metric, "right", 0.9)  # the far hand labelled "right"
+        frame = [b, a] if t % 2 else [a, b]
+        if t in (33, 34):
+            frame = [b]  # the reaching hand missed for two frames
+        dets.append(frame)
+    tracks = tracking.track_detections(dets, 30.0)
+    hands = tracking.stitch(tracks, 30.0)
+    assert len(hands) == 2
+    entries, side, facts = api.follow_hand(tracks, T, 30.0, "auto")
+    assert side == "right"  # measured, not the labels
+    followed = [None if e is None else e.obs for e in entries]
+    for t in range(T):
+        if t in (33, 34):
+            assert followed[t] is None
+        else:  # always the reaching hand (its landmarks), never the resting one
+            np.testing.assert_allclose(followed[t].image_xy, reach[t].image_xy)
+    # --side picks the interacting hand of that measured side
+    entries_left, side_left, _ = api.follow_hand(tracks, T, 30.0, "left")
+    assert side_left == "left" and all(np.allclose(e.obs.image_xy, rest[t].image_xy) for t, e in enumerate(entries_left))
+    # the flipped frames are given the followed hand's geometry back
+    m = tracking.consistent_metric(followed[25], "right")
+    assert hoi.chirality(m) > 0
+    np.testing.assert_allclose(m, reach[25].metric, atol=1e-9)
+    # the lifted hand follows the reaching hand's 3D path through the flip and the short miss
+    traj, stats = api.lift_observations(entries, 30.0, K, side, "video/flip", api.LiftOptions())
+    err = np.linalg.norm(traj.hand_joints.astype(np.float64) - _hand_track(T), axis=-1)
+    assert np.nanmedian(err) < 0.005 and np.isfinite(err).all()
+    assert (traj.hand_provenance[[33, 34]] == hoi.INTERPOLATED).all() and stats["provenance"]["observed"] == pytest.approx(58 / 60, abs=1e-3)
+    with pytest.raises(api.NoHandError, match="no right hand is followed"):
+        api.follow_hand(tracking.track_detections([[rest[t]] for t in range(T)], 30.0), T, 30.0, "right")
 
 
 # ---------------------------------------------------------------- object proxy

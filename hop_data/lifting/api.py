@@ -56,7 +56,7 @@ from hop_data import hoi
 from hop_data.inputs import VIDEO_SUFFIXES, expand_inputs
 from hop_data.options import to_argv
 
-from . import camera, objects, smooth
+from . import camera, objects, smooth, tracking
 from .hands import HandBackendUnavailable, HandObservation
 from .options import LiftOptions
 
@@ -83,6 +83,13 @@ class NoHandError(LiftError):
     kind = "no_hand"
 
 
+class NoSegmentError(LiftError):
+    """The hand was followed, but no piece of the video passes the retargeting
+    rule (long enough, no unbridgeable gap, with interaction)."""
+
+    kind = "no_segment"
+
+
 @dataclass
 class LiftReport:
     """One video's outcome (the worker's JSON line, the sidecar's core)."""
@@ -102,14 +109,29 @@ class LiftReport:
     fps: float | None = None
     seconds: float = 0.0
     reason: str | None = None
+    outputs: list[str] = field(default_factory=list)  # every file written (one per segment)
+    segments: list[dict] = field(default_factory=list)  # written: frames [first, last], seconds, file, source
+    dropped: list[dict] = field(default_factory=list)  # not written: frames, seconds, reason
+    provenance: dict = field(default_factory=dict)  # fraction of the video's frames per provenance
+    covered_fraction: float = 0.0  # fraction of the video's frames in written files
     extra: dict = field(default_factory=dict)
 
     def line(self) -> str:
         """The one line printed per video at the end of a run."""
         if self.status == "ok":
+            p = self.provenance
+            how = ", ".join(f"{k} {p.get(k, 0):.0%}" for k in ("observed", "recovered", "carried", "interpolated") if p.get(k, 0) > 0)
+            head = (
+                f"{self.video}: {self.frames} frames, hand in {self.detected_fraction:.0%} ({how}), "
+                f"{self.hand_side} hand {100 * (self.hand_size_m or 0):.1f} cm"
+            )
+            if len(self.outputs) == 1 and not self.dropped:
+                return f"{head} -> {self.output}"
+            kept = "; ".join(f"frames {s['frames'][0]}-{s['frames'][1]} -> {s['file']}" for s in self.segments)
+            drop = "; ".join(f"frames {d['frames'][0]}-{d['frames'][1]} ({d['reason']})" for d in self.dropped)
             return (
-                f"{self.video}: {self.frames} frames, hand in {self.detected_fraction:.0%}, "
-                f"{self.hand_side} hand {100 * (self.hand_size_m or 0):.1f} cm -> {self.output}"
+                f"{head}, {len(self.outputs)} segment{'s' if len(self.outputs) != 1 else ''} covering {self.covered_fraction:.0%}: {kept}"
+                + (f"; dropped: {drop}" if drop else "")
             )
         return f"{self.video}: skipped ({self.status}): {self.reason}"
 
@@ -155,70 +177,49 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> tuple[
 
 
 # ================================================================ the hand to follow
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+def annotated_side_and_boxes(annotations: object, side: str, T: int) -> tuple[str, dict[int, np.ndarray], np.ndarray | None, float | None]:
+    """From 100DOH annotations: (acting side, frame -> the acting hand's box,
+    contact mask or None, median object box size px or None)."""
+    side = annotations.acting_side() or side  # type: ignore[attr-defined]
+    boxes: dict[int, np.ndarray] = {}
+    sizes = []
+    for k in annotations.frames:  # type: ignore[attr-defined]
+        hand = annotations.acting_hand(k, None if side == "auto" else side)  # type: ignore[attr-defined]
+        if hand is not None and 0 <= k < T:
+            boxes[k] = np.asarray(hand.box, dtype=np.float64)
+            obox = annotations.object_box(k, None if side == "auto" else side)  # type: ignore[attr-defined]
+            if obox is not None:
+                sizes.append(max(obox[2] - obox[0], obox[3] - obox[1]))
+    contact = annotations.contact_mask(T, None if side == "auto" else side)  # type: ignore[attr-defined]
+    if contact is not None and not contact.any():
+        contact = None  # never holding a portable object: fall back to the grip
+    return side, boxes, contact, (float(np.median(sizes)) if sizes else None)
 
 
-def choose_side(detections: list[list[HandObservation]], requested: str) -> str:
-    """``right`` / ``left`` as requested; ``auto``: right unless right hands
-    appear in under 10 % of the frames that show a hand (then left)."""
-    if requested in ("right", "left"):
-        return requested
-    with_hand = sum(1 for d in detections if d)
-    right = sum(1 for d in detections if any(h.side == "right" for h in d))
-    left = sum(1 for d in detections if any(h.side == "left" for h in d))
-    if with_hand == 0 or right >= 0.1 * with_hand or left == 0:
-        return "right"
-    return "left"
-
-
-def select_track(
-    detections: list[list[HandObservation]],
-    side: str,
-    boxes: dict[int, np.ndarray] | None = None,
-) -> list[HandObservation | None]:
-    """Per frame the observation to follow (None where none fits).
-
-    Annotated frames (``boxes``: frame -> the acting hand's box) take the
-    detection overlapping that box most (IoU >= 0.1), whatever its label.
-    Other frames take a detection labelled ``side``: the one nearest the last
-    followed wrist when there is one within 1.5 hand lengths (pixels), else the
-    most confident. A detection with the other label is accepted only when it
-    sits where the followed hand just was (within half a hand length: a label
-    flip of the same hand)."""
-    track: list[HandObservation | None] = []
-    last: HandObservation | None = None
-    last_t = -(10**9)
-    for t, dets in enumerate(detections):
-        chosen = None
-        if boxes is not None and t in boxes and dets:
-            ious = [_iou(d.box(), boxes[t]) for d in dets]
-            if max(ious) >= 0.1:
-                chosen = dets[int(np.argmax(ious))]
-        if chosen is None and dets:
-            recent = last is not None and t - last_t <= 15
-            span = float(np.linalg.norm(last.image_xy[9] - last.image_xy[0])) if recent else 0.0
-            same = [d for d in dets if d.side == side]
-            if same:
-                if recent:
-                    dist = [float(np.linalg.norm(d.image_xy[0] - last.image_xy[0])) for d in same]
-                    near = int(np.argmin(dist))
-                    chosen = same[near] if dist[near] <= 1.5 * span else max(same, key=lambda d: d.score)
-                else:
-                    chosen = max(same, key=lambda d: d.score)
-            elif recent:
-                dist = [float(np.linalg.norm(d.image_xy[0] - last.image_xy[0])) for d in dets]
-                near = int(np.argmin(dist))
-                if dist[near] <= 0.5 * span:
-                    chosen = dets[near]
-        track.append(chosen)
-        if chosen is not None:
-            last, last_t = chosen, t
-    return track
+def follow_hand(
+    tracks: list[tracking.Track], T: int, fps: float, side: str = "auto", boxes: dict[int, np.ndarray] | None = None
+) -> tuple[list[tracking.Entry | None], str, dict]:
+    """Tracks -> (per-frame entries of the hand to follow, its side, facts).
+    ``side`` auto: the interacting hand, its side measured from the joints'
+    chirality; right / left: the interacting hand of that measured side.
+    Annotated boxes choose the hand they overlap (its side the annotated one)."""
+    hands = tracking.stitch(tracks, fps)
+    hand = tracking.choose_hand(hands, side, boxes)
+    if hand is None:
+        if not hands:
+            raise NoHandError("", "no hand is seen")
+        seen = ", ".join(sorted({h.side for h in hands}))
+        raise NoHandError("", f"no {side} hand is followed (hands seen: {seen})")
+    chosen_side = hand.side if side == "auto" else side
+    entries: list[tracking.Entry | None] = [hand.entries.get(t) for t in range(T)]
+    facts = {
+        "hands_tracked": len(hands),
+        "tracks": len(tracks),
+        "followed_tracks": [tr.id for tr in hand.tracks],
+        "followed_chirality": round(hand.chirality, 3),
+        "hand_scores": [round(h.score, 2) for h in sorted(hands, key=lambda h: -h.score)],
+    }
+    return entries, chosen_side, facts
 
 
 # ================================================================ core
@@ -226,8 +227,36 @@ def _odd(n: int) -> int:
     return n if n % 2 == 1 else n + 1
 
 
+def _as_entries(track: list) -> list[tracking.Entry | None]:
+    """Entries from a list of observations / entries / None (one per frame)."""
+    out: list[tracking.Entry | None] = []
+    for o in track:
+        if o is None or isinstance(o, tracking.Entry):
+            out.append(o)
+        else:
+            out.append(tracking.Entry(hoi.OBSERVED, obs=o))
+    return out
+
+
+def carry_joints(joints_anchor: np.ndarray, matrix: np.ndarray, intrinsics: camera.Intrinsics) -> np.ndarray:
+    """The 3D hand of an anchor frame (21, 3) moved rigidly with the image
+    similarity ``matrix`` (2, 3, anchor pixels -> now): the hand's centre
+    goes where the similarity takes its image, at the depth divided by the
+    similarity's scale (apparent size grows as depth falls); the hand turns
+    about the viewing axis by the similarity's angle."""
+    J = np.asarray(joints_anchor, dtype=np.float64)
+    P = J.mean(axis=0)
+    c = intrinsics.project(P)
+    s, theta = tracking.similarity_params(matrix)
+    c1 = tracking.apply(matrix, c)
+    z1 = P[2] / max(s, 1e-6)
+    P1 = np.array([(c1[0] - intrinsics.cx) * z1 / intrinsics.fx, (c1[1] - intrinsics.cy) * z1 / intrinsics.fy, z1])
+    R = np.array([[math.cos(theta), -math.sin(theta), 0.0], [math.sin(theta), math.cos(theta), 0.0], [0.0, 0.0, 1.0]])
+    return P1 + (J - P) @ R.T
+
+
 def lift_observations(
-    track: list[HandObservation | None],
+    track: list,
     fps: float,
     intrinsics: camera.Intrinsics,
     side: str,
@@ -236,28 +265,50 @@ def lift_observations(
     contact: np.ndarray | None = None,
     object_box_px: float | None = None,
 ) -> tuple[hoi.HOITrajectory, dict]:
-    """Followed observations (one per frame, None where unseen) -> (trajectory
-    in the camera frame, diagnostics). Steps 3-5 of the module doc; no I/O."""
-    T = len(track)
-    seen = np.array([o is not None for o in track])
-    if seen.sum() < MIN_SEEN_FRAMES:
-        raise NoHandError(source, f"a {side} hand is seen in {int(seen.sum())} of {T} frames")
+    """The followed hand, one item per frame (a ``HandObservation``, a
+    ``tracking.Entry`` — observed, recovered or carried — or None where
+    unseen) -> (trajectory in the camera frame over the whole video, NaN
+    where still unseen, with its ``hand_provenance``; diagnostics). Steps 3-5
+    of the module doc; no I/O."""
+    entries = _as_entries(track)
+    T = len(entries)
+    rule = hoi.RETARGET_RULE
+    has_obs = np.array([e is not None and e.obs is not None for e in entries])
+    if has_obs.sum() < MIN_SEEN_FRAMES:
+        raise NoHandError(source, f"a {side} hand is seen in {int(has_obs.sum())} of {T} frames")
     xy = np.full((T, 21, 2), np.nan)
     metric = np.full((T, 21, 3), np.nan)
-    for t, o in enumerate(track):
-        if o is not None:
-            xy[t], metric[t] = o.image_xy, o.metric
+    for t, e in enumerate(entries):
+        if e is not None and e.obs is not None:
+            xy[t], metric[t] = e.obs.image_xy, tracking.consistent_metric(e.obs, side)
     # scale prior: one hand size per video
     sizes = np.linalg.norm(metric[:, 9] - metric[:, 0], axis=-1)
     size = float(options.hand_size) if options.hand_size else float(np.nanmedian(sizes))
     metric = metric * (size / sizes)[:, None, None]
     t_cam, reproj = camera.place_hand(xy, metric, intrinsics)
     joints = metric + t_cam[:, None, :]
+    prov = np.full(T, hoi.UNSEEN, dtype=np.uint8)
+    for t, e in enumerate(entries):
+        if e is not None and e.obs is not None and np.isfinite(joints[t]).all():
+            prov[t] = e.provenance
+    # carried frames: the anchor's hand moved with the object
+    carried = np.zeros(T, bool)
+    for t, e in enumerate(entries):
+        if e is not None and e.carry is not None and np.isfinite(joints[e.carry.anchor]).all():
+            joints[t] = carry_joints(joints[e.carry.anchor], e.carry.matrix, intrinsics)
+            carried[t] = True
+            prov[t] = hoi.CARRIED
     valid = np.isfinite(joints).all(axis=(1, 2))
-    # clean-up: outliers, short gaps, smoothing
+    # clean-up: depth steadied, outliers, short gaps, smoothing
+    if options.depth_window_s > 0:
+        joints = smooth.stabilise_depth(joints, valid, _odd(max(3, int(round(options.depth_window_s * fps)))))
     valid = smooth.reject_outliers(joints.mean(axis=1), valid, options.outlier_m)
     joints[~valid] = np.nan
-    joints, valid = smooth.fill_gaps(joints, valid, max(0, int(math.floor(options.max_gap_s * fps + 1e-9))))
+    prov[~valid] = hoi.UNSEEN
+    before = valid.copy()
+    max_gap = min(rule.max_gap_frames(fps), max(0, int(math.floor(options.max_gap_s * fps + 1e-9))))
+    joints, valid = smooth.fill_gaps(joints, valid, max_gap, ends=True)
+    prov[valid & ~before] = hoi.INTERPOLATED
     window = _odd(max(3, int(round(options.smooth_window_s * fps))))
     joints = smooth.savgol(joints, valid, window, order=2)
     joints[~valid] = np.nan
@@ -265,9 +316,11 @@ def lift_observations(
         raise NoHandError(source, f"only {int(valid.sum())} frames survive the outlier check")
 
     diameter = None
+    depth = float(np.nanmedian(joints[valid][:, :, 2]))
     if object_box_px is not None:
-        depth = float(np.nanmedian(joints[valid][:, :, 2]))
         diameter = object_box_px * depth / intrinsics.fx
+    if contact is None:
+        contact = objects.contact_from_grip(joints, fps) | carried
     proxy = objects.anchored_object(joints, fps, contact=contact, diameter=diameter, shape=options.object_shape)
     traj = hoi.HOITrajectory(
         hand_joints=joints.astype(np.float32),
@@ -277,10 +330,12 @@ def lift_observations(
         gravity=np.array(hoi.CAMERA_GRAVITY, dtype=np.float32),
         hand_side=side,
         source=source,
+        hand_provenance=prov,
     )
     stats = {
-        "detected_fraction": float(seen.mean()),
+        "detected_fraction": float(has_obs.mean()),
         "kept_fraction": float(valid.mean()),
+        "provenance": {k: round(v, 4) for k, v in hoi.provenance_fractions(prov).items()},
         "hand_size_m": float(hoi.hand_size(joints[valid])),
         "median_depth_m": float(np.nanmedian(joints[valid][:, 0, 2])),
         "median_reprojection_px": float(np.nanmedian(reproj)) if np.isfinite(reproj).any() else None,
@@ -288,8 +343,102 @@ def lift_observations(
         "object_diameter_m": proxy.diameter,
         "object_height_m": proxy.height,
         "smoothing_window_frames": window,
+        "object_box_px": object_box_px,
     }
     return traj, stats
+
+
+@dataclass
+class LiftedSegment:
+    """One piece of a lifted video: frames [start, stop) and, when written, its trajectory."""
+
+    start: int
+    stop: int
+    traj: hoi.HOITrajectory | None = None
+    reason: str = ""  # why it was dropped (empty when kept)
+
+    def as_dict(self, fps: float) -> dict:
+        d = {"frames": [self.start, self.stop - 1], "seconds": round((self.stop - self.start) / fps, 3)}
+        if self.reason:
+            d["reason"] = self.reason
+        return d
+
+
+def _interaction(traj: hoi.HOITrajectory, contact: np.ndarray | None) -> str | None:
+    """How a piece shows interaction (None: the hand idles): carried frames,
+    annotated contact, a grip that changes (the thumb-to-fingers aperture
+    ranges over at least a quarter of a hand size), or motion (the wrist
+    travels at least one hand size)."""
+    prov = hoi.provenance(traj)
+    if (prov == hoi.CARRIED).any():
+        return "carried"
+    if contact is not None and contact.any():
+        return "annotated contact"
+    j = traj.hand_joints.astype(np.float64)
+    seen = hoi.hand_seen(j)
+    size = hoi.hand_size(j[seen])
+    ratio = objects.grip_aperture(j[seen]) / size
+    if np.percentile(ratio, 95) - np.percentile(ratio, 5) >= 0.25:
+        return "grip"
+    w = j[seen, 0]
+    if np.linalg.norm(np.diff(w, axis=0), axis=1).sum() >= size:
+        return "motion"
+    return None
+
+
+def cut_segments(
+    traj: hoi.HOITrajectory,
+    options: LiftOptions,
+    contact: np.ndarray | None = None,
+    object_box_px: float | None = None,
+    intrinsics: camera.Intrinsics | None = None,
+    rule: hoi.GapRule = hoi.RETARGET_RULE,
+) -> list[LiftedSegment]:
+    """A whole-video trajectory -> its pieces (``hoi.split_segments``: cut at
+    every gap the rule cannot bridge and at every jump). A piece long enough
+    and with interaction gets its own trajectory (its object proxy made from
+    its own frames; source ``<source>/frames_<first>-<last>``, or the video's
+    source when the piece is the whole video), checked with ``hoi.prepare``
+    (what retargeting runs); the others carry the reason they were dropped."""
+    T = traj.num_frames
+    out: list[LiftedSegment] = []
+    prov_all = hoi.provenance(traj)
+    for seg in hoi.split_segments(traj.hand_joints, traj.fps, rule):
+        piece = LiftedSegment(seg.start, seg.stop)
+        out.append(piece)
+        if not seg.usable:
+            piece.reason = seg.reason
+            continue
+        sl = slice(seg.start, seg.stop)
+        joints = traj.hand_joints[sl].astype(np.float64)
+        prov = prov_all[sl].copy()
+        carried = prov == hoi.CARRIED
+        c = None if contact is None else contact[sl]
+        if c is not None and not c.any():
+            c = None
+        diameter = None
+        if object_box_px is not None and intrinsics is not None:
+            diameter = object_box_px * float(np.nanmedian(joints[..., 2])) / intrinsics.fx
+        if c is None:
+            c = objects.contact_from_grip(joints, traj.fps) | carried
+        proxy = objects.anchored_object(joints, traj.fps, contact=c, diameter=diameter, shape=options.object_shape)
+        whole = seg.start == 0 and seg.stop == T
+        seg_traj = hoi.HOITrajectory(
+            hand_joints=joints.astype(np.float32), object_pose=proxy.pose, object_points=proxy.points, fps=traj.fps,
+            gravity=traj.gravity, hand_side=traj.hand_side,
+            source=traj.source if whole else f"{traj.source}/frames_{seg.start}-{seg.stop - 1}", hand_provenance=prov,
+        )  # fmt: skip
+        why = _interaction(seg_traj, None if contact is None else contact[sl])
+        if why is None:
+            piece.reason = "no interaction (the hand idles: no carried frame, its grip and place hardly change)"
+            continue
+        try:
+            hoi.prepare(seg_traj)  # what retargeting runs: a piece lifting keeps is one it accepts
+        except hoi.HOIFormatError as e:
+            piece.reason = f"refused by the retargeting rule: {e.problem}"
+            continue
+        piece.traj = seg_traj
+    return out
 
 
 def lift_frames(
@@ -302,80 +451,101 @@ def lift_frames(
     backend: Callable[[np.ndarray], list[HandObservation]] | None = None,
     annotations: object | None = None,
     progress: Callable[[int], None] | None = None,
+    recover: Callable[[np.ndarray, np.ndarray], list[HandObservation]] | None = None,
 ) -> tuple[hoi.HOITrajectory, dict]:
-    """RGB frames (H, W, 3) -> (trajectory, diagnostics). ``backend`` defaults
-    to the one ``options.hands`` names (created and closed here);
+    """RGB frames (H, W, 3) -> (whole-video trajectory of the followed hand,
+    NaN where unseen, with its provenance; diagnostics). ``backend`` defaults
+    to the one ``options.hands`` names (created and closed here), ``recover``
+    to a crop re-detector (MediaPipe, unless ``options.no_recover``);
     ``annotations`` is a ``doh100.VideoAnnotations`` or None."""
     options = (options or LiftOptions()).validated()
     if options.objects != "anchored":
         objects.MccHoObjects()  # raises, naming what is missing
     intr = camera.Intrinsics.parse(options.intrinsics) if options.intrinsics else camera.estimate_intrinsics(width, height, options.fov_deg)
     own = backend is None
+    own_recover = recover is None and not options.no_recover and options.hands == "mediapipe"
     if own:
         from .hands import make_hand_backend
 
         backend = make_hand_backend(options.hands)
-    detections: list[list[HandObservation]] = []
+    if own_recover:
+        from .hands import CropRedetector
+
+        recover = CropRedetector()
+    params = tracking.TrackerParams(max_carry_s=options.max_carry_s)
+    tracker = tracking.HandTracker(fps, params, recover=None if options.no_recover else recover, carry=not options.no_carry)
+    T = 0
+    t0 = time.process_time()
     try:
         for frame in frames:
-            detections.append(backend(frame))
+            tracker.step(T, backend(frame), frame)
+            T += 1
             if progress is not None:
                 progress(1)
     finally:
         if own:
             backend.close()  # type: ignore[union-attr]
-    T = len(detections)
+        if own_recover:
+            recover.close()  # type: ignore[union-attr]
+    cpu = time.process_time() - t0
     if T < MIN_SEEN_FRAMES:
         raise UnreadableVideoError(source, f"only {T} frame(s) could be decoded")
+    tracks = tracker.finish()
     boxes = contact = None
     object_px = None
     side = options.side
     if annotations is not None:
-        side = annotations.acting_side() or side  # type: ignore[attr-defined]
-        if side == "auto":
-            side = choose_side(detections, "auto")
-        boxes = {}
-        sizes = []
-        for k in annotations.frames:  # type: ignore[attr-defined]
-            hand = annotations.acting_hand(k, side)  # type: ignore[attr-defined]
-            if hand is not None and 0 <= k < T:
-                boxes[k] = np.asarray(hand.box, dtype=np.float64)
-                obox = annotations.object_box(k, side)  # type: ignore[attr-defined]
-                if obox is not None:
-                    sizes.append(max(obox[2] - obox[0], obox[3] - obox[1]))
-        contact = annotations.contact_mask(T, side)  # type: ignore[attr-defined]
-        if contact is not None and not contact.any():
-            contact = None  # never holding a portable object: fall back to the grip
-        object_px = float(np.median(sizes)) if sizes else None
-    else:
-        side = choose_side(detections, side)
-    track = select_track(detections, side, boxes)
-    traj, stats = lift_observations(track, fps, intr, side, source, options, contact, object_px)
+        side, boxes, contact, object_px = annotated_side_and_boxes(annotations, side, T)
+    try:
+        entries, side, facts = follow_hand(tracks, T, fps, side, boxes)
+    except NoHandError as e:
+        raise NoHandError(source, f"{e.reason} in {T} frames") from None
+    traj, stats = lift_observations(entries, fps, intr, side, source, options, contact, object_px)
+    stats.update(facts)
     stats.update(
         {
             "frames": T,
-            "any_hand_fraction": float(np.mean([bool(d) for d in detections])),
+            "any_hand_fraction": float(np.mean([any(tr.entries.get(t) is not None for tr in tracks) for t in range(T)])) if tracks else 0.0,
+            "recover_calls": tracker.recover_calls,
+            "tracking_cpu_s": round(cpu, 3),
             "intrinsics": intr.as_list(),
             "intrinsics_estimated": options.intrinsics is None,
             "annotated": annotations is not None,
             "hand_backend": options.hands,
             "object_backend": options.objects,
+            "contact_mask": None if contact is None else contact.tolist(),
         }
     )
     return traj, stats
 
 
-def _lift_here(video_path: str | os.PathLike, out_dir: str | os.PathLike, options: LiftOptions, progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None) -> LiftReport:
-    """Lift one video in this process (the lifting environment)."""
-    t0 = time.perf_counter()
-    video = str(video_path)
+def video_stem(video: str) -> str:
+    """The file name without its video suffix (``clip.mp4`` -> ``clip``)."""
     stem = Path(video).name
     for suffix in VIDEO_SUFFIXES:
         if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    else:
-        stem = Path(video).stem
+            return stem[: -len(suffix)]
+    return Path(video).stem
+
+
+def _describe_unseen(prov: np.ndarray, segments: list[LiftedSegment], fps: float) -> list[dict]:
+    """The runs of frames outside every piece (the hand neither seen, recovered nor carried)."""
+    inside = np.zeros(len(prov), bool)
+    for seg in segments:
+        inside[seg.start : seg.stop] = True
+    out = []
+    for s, e in smooth.runs(~inside):
+        out.append({"frames": [s, e - 1], "seconds": round((e - s) / fps, 3), "reason": "hand not found (not recovered, not carried)"})
+    return out
+
+
+def _lift_here(video_path: str | os.PathLike, out_dir: str | os.PathLike, options: LiftOptions, progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None) -> LiftReport:
+    """Lift one video in this process (the lifting environment): one
+    ``.hoi.npz`` per usable segment (``<stem>.hoi.npz`` when the whole video is
+    one, else ``<stem>.f<first>-<last>.hoi.npz``) and a ``<stem>.lift.json``."""
+    t0 = time.perf_counter()
+    video = str(video_path)
+    stem = video_stem(video)
     frames, fps, width, height, count = read_video(video, options.max_frames)
     fps = options.fps or fps
     if not fps or not math.isfinite(fps) or fps <= 0:
@@ -392,15 +562,37 @@ def _lift_here(video_path: str | os.PathLike, out_dir: str | os.PathLike, option
         traj, stats = lift_frames(frames, fps, width, height, source, options, annotations=annotations, progress=progress)
     except LiftError as e:
         raise type(e)(video, e.reason) from None
+    contact = None if stats.get("contact_mask") is None else np.asarray(stats.pop("contact_mask"), dtype=bool)
+    stats.pop("contact_mask", None)
+    intr = camera.Intrinsics(*stats["intrinsics"])
+    pieces = cut_segments(traj, options, contact, stats.get("object_box_px"), intr)
+    kept = [p for p in pieces if p.traj is not None]
+    T = stats["frames"]
+    dropped = [dict(p.as_dict(fps)) for p in pieces if p.traj is None] + _describe_unseen(hoi.provenance(traj), pieces, fps)
+    dropped.sort(key=lambda d: d["frames"][0])
+    if not kept:
+        why = "; ".join(f"frames {d['frames'][0]}-{d['frames'][1]}: {d['reason']}" for d in dropped) or "nothing usable"
+        raise NoSegmentError(video, f"no segment passes the retargeting rule ({why})")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    path = hoi.save(out / f"{stem}.hoi.npz", traj)
+    whole = len(kept) == 1 and kept[0].start == 0 and kept[0].stop == T
+    written, segments = [], []
+    for p in kept:
+        name = f"{stem}.hoi.npz" if whole else f"{stem}.f{p.start}-{p.stop - 1}.hoi.npz"
+        path = hoi.save(out / name, p.traj)  # type: ignore[arg-type]
+        written.append(str(path))
+        seg = p.as_dict(fps)
+        seg.update(file=str(path), source=p.traj.source, provenance={k: round(v, 4) for k, v in hoi.provenance_fractions(hoi.provenance(p.traj)).items()})  # type: ignore[union-attr]
+        segments.append(seg)
+    covered = sum(p.stop - p.start for p in kept) / T
     report = LiftReport(
-        video=video, status="ok", output=str(path), source=source, frames=stats["frames"],
+        video=video, status="ok", output=written[0], source=kept[0].traj.source, frames=T,  # type: ignore[union-attr]
         detected_fraction=stats["detected_fraction"], hand_side=traj.hand_side, hand_size_m=stats["hand_size_m"],
         median_depth_m=stats["median_depth_m"], median_reprojection_px=stats["median_reprojection_px"],
         contact_frames=stats["contact_frames"], intrinsics=stats["intrinsics"], fps=float(fps),
-        seconds=time.perf_counter() - t0, extra={k: v for k, v in stats.items() if k not in asdict(LiftReport("", "")).keys()},
+        seconds=time.perf_counter() - t0, outputs=written, segments=segments, dropped=dropped,
+        provenance=stats["provenance"], covered_fraction=covered,
+        extra={k: v for k, v in stats.items() if k not in asdict(LiftReport("", "")).keys()},
     )  # fmt: skip
     sidecar = out / f"{stem}.lift.json"
     sidecar.write_text(json.dumps(asdict(report), indent=1))
@@ -461,7 +653,7 @@ def worker_command(videos: list[str], out_dir: str, options: LiftOptions, result
     return cmd + ["--", *videos]
 
 
-_ERRORS = {"unreadable": UnreadableVideoError, "no_hand": NoHandError}
+_ERRORS = {"unreadable": UnreadableVideoError, "no_hand": NoHandError, "no_segment": NoSegmentError}
 
 
 def lift_video(video_path: str | os.PathLike, out_dir: str | os.PathLike, **options: object) -> Path:

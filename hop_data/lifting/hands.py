@@ -155,6 +155,63 @@ class MediaPipeHands:
         self.close()
 
 
+# ---------------------------------------------------------------- recovery in a crop
+class CropRedetector:
+    """Find a hand again in a crop around where it is predicted.
+
+    The whole-frame palm detector sees the frame shrunk to 192 px: a small,
+    far, blurred or half-hidden hand falls under its threshold. Here the
+    square around the predicted hand box (``scales`` times its size, in
+    turn, at least ``min_crop_px``) is cut out, upscaled to ``crop_px`` and
+    given to MediaPipe in photo mode with a lower detection threshold
+    (``min_detection_confidence``: a crop holds at most the hand and what it
+    touches, so a weaker detection there is far less likely a false one than
+    over the whole frame). ``recover(rgb, box)`` tries the scales in turn
+    until one finds a hand; ``recover(rgb, box, attempt)`` (what
+    ``tracking.HandTracker`` calls, once per frame while a hand is lost)
+    tries only scale ``attempt`` modulo their number, so successive frames
+    try successive scales at the cost of one. Found landmarks are mapped back
+    to frame pixels. ``calls`` counts the MediaPipe runs."""
+
+    def __init__(
+        self,
+        scales: tuple[float, ...] = (2.2, 3.2),
+        crop_px: int = 256,
+        min_crop_px: int = 96,
+        min_detection_confidence: float = 0.3,
+        model_complexity: int = 1,
+    ):
+        self.scales, self.crop_px, self.min_crop_px = tuple(scales), int(crop_px), int(min_crop_px)
+        self._hands = MediaPipeHands(
+            max_hands=2, model_complexity=model_complexity, min_detection_confidence=min_detection_confidence, video=False
+        )
+        self.calls = 0
+
+    def __call__(self, rgb: np.ndarray, box: np.ndarray, attempt: int | None = None) -> list[HandObservation]:
+        import cv2
+
+        cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
+        size = max(box[2] - box[0], box[3] - box[1], 1.0)
+        scales = self.scales if attempt is None else (self.scales[attempt % len(self.scales)],)
+        for k in scales:
+            side = max(self.min_crop_px, k * size)
+            x0, y0 = cx - side / 2.0, cy - side / 2.0
+            # affine crop with zero padding outside the image (sub-pixel exact mapping back)
+            a = self.crop_px / side
+            M = np.array([[a, 0.0, -a * x0], [0.0, a, -a * y0]])
+            crop = cv2.warpAffine(rgb, M, (self.crop_px, self.crop_px), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            self.calls += 1
+            found = self._hands(crop)
+            if found:
+                return [
+                    HandObservation(o.image_xy / a + np.array([x0, y0]), o.metric, o.side, o.score) for o in found
+                ]
+        return []
+
+    def close(self) -> None:
+        self._hands.close()
+
+
 # ---------------------------------------------------------------- HaMeR
 HAMER_CHECKPOINT_ENV = "HOP_HAMER_CHECKPOINT"  # path to hamer.ckpt
 MANO_DIR_ENV = "HOP_MANO_DIR"  # folder holding MANO_RIGHT.pkl

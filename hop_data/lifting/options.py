@@ -13,6 +13,8 @@ from pathlib import Path
 
 from hop_data.options import add_options, add_output_switches, nested, option
 
+from hop_data import hoi
+
 from . import camera, objects
 from .hands import BACKENDS as HAND_BACKENDS
 
@@ -37,10 +39,18 @@ class LiftOptions:
     annotations: str | None = option(
         None, "directory of 100 Days of Hands annotations (hop-data import doh100 output, or XML)"
     )
-    side: str = option(SIDES[0], "hand to follow (auto: the right hand, else the left)", choices=SIDES)
+    side: str = option(
+        SIDES[0], "hand to follow (auto: the hand that interacts; right / left: the interacting hand of that side, measured from the joints)", choices=SIDES
+    )
     hand_size: float | None = option(None, "wrist to middle knuckle in metres (default: the video's median)")
     smooth_window_s: float = option(0.3, "Savitzky-Golay smoothing window in seconds (polynomial order 2)")
-    max_gap_s: float = option(0.1, "detection dropouts up to this long are bridged (s)")
+    depth_window_s: float = option(0.5, "running-median window of the hand's depth in seconds (0: off)")
+    max_gap_s: float = option(
+        hoi.RETARGET_RULE.max_gap_s, "gaps up to this long are interpolated (s; at most the retargeting rule's)"
+    )
+    no_recover: bool = option(False, "do not re-detect a lost hand in crops around its predicted box")
+    no_carry: bool = option(False, "do not carry a hidden hand with the object it holds (optical flow)")
+    max_carry_s: float = option(5.0, "carry a hidden hand at most this long (s)")
     outlier_m: float = option(0.15, "drop frames this far (m) from their neighbours' median")
     fps: float | None = option(None, "frame rate when the file's is missing or wrong")
     max_frames: int | None = option(None, "lift at most this many frames per video")
@@ -64,6 +74,10 @@ class LiftOptions:
             raise ValueError(f"fps must be > 0, got {self.fps}")
         if self.annotations is not None and not Path(self.annotations).is_dir():
             raise ValueError(f"annotations: {self.annotations} is not a directory")
+        if not 0 <= self.max_gap_s <= hoi.RETARGET_RULE.max_gap_s:
+            raise ValueError(f"max_gap_s must be 0-{hoi.RETARGET_RULE.max_gap_s} s (the retargeting rule's), got {self.max_gap_s}")
+        if not self.max_carry_s >= 0:
+            raise ValueError(f"max_carry_s must be >= 0, got {self.max_carry_s}")
         if self.object_shape not in OBJECT_SHAPES:
             raise ValueError(f"object_shape must be cylinder or box, got {self.object_shape!r}")
         return self
