@@ -363,6 +363,7 @@ class ControlLoop:
         self._latencies: list[float] = []
         self._cycles: list[float] = []
         self._sent = 0
+        self._asked = False  # the policy has been called in the control phase
 
     # ------------------------------------------------------------ control
     def request_stop(self, reason: str = "requested", *, signal_name: str | None = None) -> None:
@@ -529,9 +530,6 @@ class ControlLoop:
                     break
             if self._step(worker, tick, start, period):
                 return self._trip()
-            if k == 0:  # after the step: the policy has been asked once (an event tests wait for)
-                log.info("policy control started: first step done (%g Hz%s)", cfg.hz,
-                         "" if max_steps is None else f", {max_steps} steps")  # fmt: skip
             k += 1
         return StopCause.DURATION, "duration reached"
 
@@ -561,6 +559,10 @@ class ControlLoop:
             self._misses["cloud"] += 1
         if joint_ok and cloud_ok:
             if worker.submit(np.stack(self._proprio), np.stack(self._points)):
+                if not self._asked:  # once: the policy now has the robot
+                    self._asked = True
+                    log.info("policy control started: first policy call at step %d (%g Hz)", len(self._starts) - 1,
+                             cfg.hz)  # fmt: skip
                 if worker.wait(tick + cfg.policy_deadline * period - now()):
                     out, latency = worker.take()
                     self._latencies.append(latency)

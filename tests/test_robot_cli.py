@@ -228,9 +228,11 @@ def test_watchdog_stops_a_slow_policy_and_the_process_exits_cleanly(slow_policie
 def test_a_hung_policy_is_abandoned_under_nohup_like_conditions(slow_policies):
     """SIGINT and SIGHUP ignored, stdin closed, a policy call that would run
     for hours: the robot is stopped and released, the call abandoned after
-    the grace period, exit status 3."""
+    the grace period, exit status 3. (20 misses: the policy is surely called
+    before the watchdog stops, even on a loaded machine.)"""
     started = time.monotonic()
-    proc = start_run(slow_policies[1], "--camera", "sim:truth", "--duration", "3", mode="ignored")
+    proc = start_run(slow_policies[1], "--camera", "sim:truth", "--duration", "3", "--max-misses", "20",
+                     mode="ignored")  # fmt: skip
     code, summary, err = finish(proc)
     assert code == EXIT_WATCHDOG and summary["cause"] == "watchdog" and summary["policy_in_flight"], err[-3000:]
     assert "abandoning it" in err and "still running: hop-policy" in err
@@ -241,9 +243,9 @@ def test_a_hung_policy_is_abandoned_under_nohup_like_conditions(slow_policies):
 @pytest.mark.parametrize("sig, mode", [(signal.SIGINT, "default"), (signal.SIGINT, "ignored"),
                                        (signal.SIGTERM, "default")])  # fmt: skip
 def test_a_signal_stops_a_hung_policy_run_with_its_own_status(slow_policies, sig, mode):
-    """The signal is sent once the child reports its first control step done
-    (the policy call is then running; every step is held: the watchdog is set
-    far away); SIGINT is honoured even when inherited ignored."""
+    """The signal is sent once the child reports the policy's first call (it
+    is then running; every step is held: the watchdog is set far away);
+    SIGINT is honoured even when inherited ignored."""
     proc = start_run(slow_policies[1], "--camera", "sim:truth", "--duration", "0", "--max-misses", "100000",
                      mode=mode)  # fmt: skip
     try:
