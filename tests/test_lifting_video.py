@@ -156,3 +156,58 @@ def test_lift_video_api(lifted, tmp_path):
     path, loaded = proc.stdout.strip().rsplit(" ", 1)
     assert loaded == "[]" and Path(path).name == "slide.hoi.npz"
     assert hoi.load(path).num_frames == FRAMES
+
+
+def _in_lift_env(code: str, timeout: int = 240) -> dict:
+    """Run ``code`` in the lifting environment (MediaPipe, OpenCV); it prints one JSON line."""
+    proc = subprocess.run([str(LIFT_PYTHON), "-c", code], env=api.worker_env(), capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+RECOVERY_CODE = r"""
+import json, cv2, numpy as np
+from hop_data.lifting import testclips, tracking
+from hop_data.lifting.hands import MediaPipeHands, CropRedetector, HandObservation
+from hop_data import hoi
+photo = cv2.imread(str(testclips.SHARED_DATA / testclips.DRINK))[:, :, ::-1].copy()
+whole = MediaPipeHands(video=False)
+wrist = np.array(testclips.DRINK_RIGHT_WRIST)
+ref = min(whole(photo), key=lambda o: np.linalg.norm(o.image_xy[0] - wrist))  # the pouring hand
+def shrunk(f):
+    # the photo shrunk by f in the middle of a 1280 x 720 frame: the same hand, farther away
+    small = cv2.resize(photo, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+    canvas = np.full((720, 1280, 3), 127, np.uint8)
+    h, w = small.shape[:2]
+    y0, x0 = (720 - h) // 2, (1280 - w) // 2
+    canvas[y0:y0 + h, x0:x0 + w] = small
+    return canvas, ref.image_xy * f + [x0, y0]
+for f in (1.0, 0.8, 0.65, 0.5, 0.4, 0.3):
+    frame, truth = shrunk(f)
+    hits = [o for o in whole(frame) if np.linalg.norm(o.image_xy[0] - truth[0]) < 0.5 * np.ptp(truth, 0).max()]
+    if not hits:
+        break
+rec = CropRedetector()
+box = np.concatenate([truth.min(0), truth.max(0)])
+found = rec(frame, box)
+err = [float(np.median(np.linalg.norm(o.image_xy - truth, axis=1))) for o in found]
+# through the tracker: the hand seen for 4 frames (given), then only the whole-frame detector (which misses)
+tracker = tracking.HandTracker(30.0, recover=rec, carry=False)
+for t in range(9):
+    dets = [HandObservation(truth.copy(), ref.metric.copy(), "right", 0.9)] if t < 4 else whole(frame)
+    tracker.step(t, dets, frame)
+tr = max(tracker.finish(), key=lambda tr: len(tr.entries))
+prov = [tr.entries[t].provenance if t in tr.entries else -1 for t in range(9)]
+terr = [float(np.median(np.linalg.norm(tr.entries[t].obs.image_xy - truth, axis=1))) for t in range(4, 9) if t in tr.entries]
+print(json.dumps(dict(f=f, hand_px=float(np.ptp(truth, 0).max()), found=len(found), err=err, prov=prov, tracker_err=terr,
+                      calls=rec.calls, recovered=int(hoi.RECOVERED))))
+"""
+
+
+def test_crop_redetection_recovers_a_hand_the_whole_frame_detector_misses():
+    r = _in_lift_env(RECOVERY_CODE)
+    assert r["f"] < 1.0, r  # a scale was found where the whole-frame detector misses the hand
+    assert r["found"] >= 1 and min(r["err"]) < 0.1 * r["hand_px"], r  # the crop finds it where it is
+    # the tracker, having lost it, recovers it in the following frames (within its budget of crop runs)
+    assert r["prov"][:4] == [0] * 4 and set(r["prov"][4:]) <= {r["recovered"], -1} and r["prov"][4:].count(r["recovered"]) >= 4, r
+    assert max(r["tracker_err"]) < 0.1 * r["hand_px"], r

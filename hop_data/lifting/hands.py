@@ -175,7 +175,7 @@ class CropRedetector:
 
     def __init__(
         self,
-        scales: tuple[float, ...] = (2.2, 3.2),
+        scales: tuple[float, ...] = (3.5, 2.5),
         crop_px: int = 256,
         min_crop_px: int = 96,
         min_detection_confidence: float = 0.3,
