@@ -125,3 +125,94 @@ def still_clip(out: str | os.PathLike, rgb: np.ndarray, frames: int = 10, fps: f
     path = Path(out)
     _write(path, [rgb] * frames, fps)
     return path
+
+
+# ---------------------------------------------------------------- a hand carried out of sight (numpy only)
+def right_hand(size: float = 0.09) -> np.ndarray:
+    """(21, 3) a right hand in metres about its wrist, palm facing +z (away from
+    a camera looking along +z), fingers along +x, slightly curled; wrist ->
+    middle knuckle = ``size``."""
+    base = np.zeros((21, 3))
+    mcps = {5: (0.085, 0.024, -0.002), 9: (0.09, 0.0, 0.0), 13: (0.085, -0.02, -0.004), 17: (0.077, -0.039, -0.009)}
+    for mcp, p in mcps.items():
+        base[mcp] = p
+        for k in range(1, 4):
+            base[mcp + k] = np.array(p) + [0.03 * k, 0.0, -0.012 * k * k]
+    base[1:5] = [(0.024, 0.022, -0.014), (0.045, 0.045, -0.03), (0.06, 0.06, -0.045), (0.075, 0.07, -0.055)]
+    return base * (size / 0.09)
+
+
+@dataclass
+class CarryClip:
+    """Frames of a textured object carried across a static textured scene; the
+    hand holding it is detected (``detections``) until ``hidden_from``, then
+    hidden. ``joints`` (T, 21, 3) is where the hand truly is (it moves rigidly
+    with the object: translation, depth, turn about the viewing axis)."""
+
+    frames: list[np.ndarray]
+    detections: list[list]
+    joints: np.ndarray
+    fps: float
+    intrinsics: tuple[float, float, float, float]
+    hidden_from: int
+
+
+def carry_clip(
+    frames: int = 60,
+    hidden_from: int = 20,
+    fps: float = 30.0,
+    size: tuple[int, int] = (640, 480),
+    focal: float = 800.0,
+    move: tuple[float, float, float] = (0.15, -0.06, -0.12),
+    turn_rad: float = 0.35,
+    seed: int = 0,
+) -> CarryClip:
+    """A constructed occlusion (see ``CarryClip``): an 8 cm fronto-parallel
+    square of random texture (an object) at the hand's grip, 0.6 m away,
+    moving by ``move`` (m) and turning by ``turn_rad`` about the viewing axis
+    over the clip, in front of a static random-textured background. Its
+    image motion is exactly a similarity (a plane parallel to the image)."""
+    from .hands import HandObservation
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    fx = fy = focal
+    cx, cy = w / 2.0, h / 2.0
+    # textures: background smooth noise, object 16 x 16 blocks of strong contrast
+    bg = rng.uniform(60, 190, (h // 8 + 1, w // 8 + 1, 3))
+    bg = np.kron(bg, np.ones((8, 8, 1)))[:h, :w]
+    tex = rng.uniform(0, 255, (16, 16, 3))
+    # the hand, palm towards the camera's view axis, turned in the image plane; its centre 0.6 m away
+    hand = right_hand() @ np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]).T  # fingers up the image
+    hand = hand - hand.mean(axis=0) + [-0.05, 0.02, 0.6]
+    grip = 0.5 * (hand[4] + 0.5 * (hand[8] + hand[12]))
+    obj0 = np.array([grip[0], grip[1], hand.mean(axis=0)[2]])  # the object's centre: at the grip, at the hand's depth
+    half = 0.04
+    T = frames
+    u = np.arange(T) / max(1, T - 1)
+    joints = np.empty((T, 21, 3))
+    out_frames, dets = [], []
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    for t in range(T):
+        obj = obj0 + np.asarray(move) * u[t]
+        a = turn_rad * u[t]
+        Rz = np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
+        joints[t] = obj + (hand - obj0) @ Rz.T
+        # render: pixels -> the object plane (z = obj z) -> texture
+        X = (xs - cx) * obj[2] / fx - obj[0]
+        Y = (ys - cy) * obj[2] / fy - obj[1]
+        qx = np.cos(a) * X + np.sin(a) * Y  # rotate back by -a
+        qy = -np.sin(a) * X + np.cos(a) * Y
+        inside = (np.abs(qx) < half) & (np.abs(qy) < half)
+        ix = np.clip(((qx + half) / (2 * half) * 16).astype(int), 0, 15)
+        iy = np.clip(((qy + half) / (2 * half) * 16).astype(int), 0, 15)
+        img = bg.copy()
+        img[inside] = tex[iy[inside], ix[inside]]
+        out_frames.append(img.astype(np.uint8))
+        if t < hidden_from:
+            J = joints[t]
+            xy = np.stack([fx * J[:, 0] / J[:, 2] + cx, fy * J[:, 1] / J[:, 2] + cy], axis=-1)
+            dets.append([HandObservation(xy, J - J.mean(axis=0), "right", 0.9)])
+        else:
+            dets.append([])
+    return CarryClip(out_frames, dets, joints, fps, (fx, fy, cx, cy), hidden_from)

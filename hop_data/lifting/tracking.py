@@ -536,6 +536,8 @@ class ObjectFlow:
         bg = cv2.goodFeaturesToTrack(grey, maxCorners=60, qualityLevel=0.01, minDistance=2 * spacing, mask=ring, blockSize=5)
         self.background = bg.reshape(-1, 2) if bg is not None else np.zeros((0, 2), np.float32)
         self.origin = self.points.mean(axis=0) if len(self.points) else np.zeros(2)
+        self.seed = self.points.copy()  # where each point started (flow pixels)
+        self.bg_total = IDENTITY.copy()  # the background's motion since the seed
         self.prev = grey
         self.ok = len(self.points) >= min_points
 
@@ -557,8 +559,7 @@ class ObjectFlow:
         cv2 = self._cv2
         p1, ok = self._track(self.points, grey)
         b1, bok = self._track(self.background, grey)
-        p0 = self.points[ok]
-        p1 = p1[ok]
+        p0, p1, seed = self.points[ok], p1[ok], self.seed[ok]
         if len(p0) < self.min_points:
             self.prev = grey
             return False
@@ -569,21 +570,24 @@ class ObjectFlow:
             if M is not None:
                 bg = M
         self.background = b1[bok]
-        # points that move with the background are not the object (once something moves)
-        resid = np.linalg.norm(p1 - apply(bg, p0), axis=1)
-        moving = resid > 0.5
-        use = moving if (moving.sum() >= self.min_points and moving.mean() >= 0.25) else np.ones(len(p0), bool)
-        M, inl = cv2.estimateAffinePartial2D(p0[use], p1[use], method=cv2.RANSAC, ransacReprojThreshold=1.0)
+        self.bg_total = compose(bg, self.bg_total)
+        # points that keep to the background are not the object: once a coherent group of points
+        # has moved against the background since the seed, the region is that group (the rest is dropped)
+        moving = np.linalg.norm(p1 - apply(self.bg_total, seed), axis=1) > 1.0
+        M = None
+        if moving.sum() >= self.min_points and moving.mean() >= 0.08:
+            Mm, inl = cv2.estimateAffinePartial2D(p0[moving], p1[moving], method=cv2.RANSAC, ransacReprojThreshold=1.0)
+            if Mm is not None and inl.sum() >= max(self.min_points, 0.5 * moving.sum()):
+                M = Mm
+                keep = np.zeros(len(p0), bool)
+                keep[np.flatnonzero(moving)[inl.ravel() == 1]] = True
+                p0, p1, seed = p0[keep], p1[keep], seed[keep]
+        if M is None:  # nothing moves coherently: the region moves as a whole (with the background)
+            M, _ = cv2.estimateAffinePartial2D(p0, p1, method=cv2.RANSAC, ransacReprojThreshold=1.0)
         if M is None:
             self.prev = grey
             return False
-        if use is moving and moving.mean() < 0.9:  # drop the static points for good: they are background
-            keep = np.zeros(len(p0), bool)
-            keep[np.flatnonzero(use)[inl.ravel() == 1]] = True
-            p0, p1 = p0[keep], p1[keep]
-            if len(p1) < self.min_points:
-                self.prev = grey
-                return False
+        self.seed = seed
         self.points = p1
         self.prev = grey
         # compose in full-resolution pixels: x_full -> (M (s x_full)) / s
