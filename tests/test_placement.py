@@ -52,6 +52,8 @@ def _check_invariants(retargeter: Retargeter, traj: hoi.HOITrajectory, plan) -> 
     # nothing below the table: every hand keypoint target of every step, the object's points at every step
     hand_low = plan.targets[..., 2].min(axis=(1, 2))
     assert np.all(hand_low[ok] >= table_z[ok] + cfg.table_margin - 1e-6)
+    wrist_low = plan.targets[..., 0, 2].min(axis=1)  # the palm keypoint, where the wrist flange is
+    assert np.all(wrist_low[ok] >= table_z[ok] + cfg.wrist_margin - 1e-6)
     rot = quat_to_matrix(plan.object_pose[..., 3:].reshape(-1, 4)).reshape(n, -1, 3, 3)
     pts = np.einsum("ntij,pj->ntpi", rot, traj.object_points.astype(np.float64)) + plan.object_pose[..., None, :3]
     assert np.all(pts[..., 2].min(axis=(1, 2))[ok] >= table_z[ok] - 1e-6)

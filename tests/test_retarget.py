@@ -130,7 +130,7 @@ def test_hand_driven_through_the_table_is_rejected_for_contact(retargeter, video
     out = retargeter.run(dive, seed=0)
     assert set(out.cause) == {"under_table"} and not out.simulated.any()
     # with the lift allowed and the reach unchecked, the arm follows the hand into the table
-    lenient = AttemptConfig(table_margin=-1.0, reach_check=False)
+    lenient = AttemptConfig(table_margin=-1.0, wrist_margin=-1.0, reach_check=False)
     out = Retargeter(RetargetConfig(attempts=8, attempt=lenient), threads=2).run(dive, seed=0)
     assert out.arm_contact.any()
     assert not out.accepted[out.arm_contact].any()

@@ -15,8 +15,9 @@ What a placement must respect (checked here, before anything is simulated;
 ``Placement.problem`` names what is wrong):
 
 - nothing below the table: every hand keypoint target, over the whole path,
-  at least ``table_margin`` above the table top, and the object never below
-  it. Where the hand (or the object later on) would dip below, the whole
+  at least ``table_margin`` above the table top — the palm keypoint (the
+  wrist end of the palm, where the wrist flange is) ``wrist_margin`` — and
+  the object never below it. Where the hand (or the object later on) would dip below, the whole
   trajectory is lifted, so the object starts higher above the table; a lift
   beyond ``max_object_lift`` is refused (``under_table``). The lift does not
   depend on the yaw or the position (the table is level), so re-drawing them
@@ -94,7 +95,9 @@ def placements(
     # frame 0, and how far below it the hand keypoints and the object ever go
     obj0 = (align @ quat_to_matrix(object_pose[0, 3:7])) @ object_points.T  # (3, P)
     lowest = float((obj0[2] + start[2]).min())
-    hand_low = float((targets.reshape(-1, 3) @ align.T)[:, 2].min())
+    heights = targets @ align[2]  # (T, S) keypoint heights, aligned frame
+    hand_low = float(heights.min())
+    wrist_low = float(heights[:, 0].min())  # the palm keypoint, at the wrist end of the palm
     obj_low = _object_path_lowest(object_pose, object_points, align)
     trans = np.empty((n, 3))
     trans[:, 0:2] = anchor - (rot @ object_pose[0, 0:3])[:, 0:2]
@@ -102,6 +105,7 @@ def placements(
     lift = np.maximum.reduce([
         np.zeros(n),
         config.table_margin - (hand_low - lowest + draws.clearance),
+        config.wrist_margin - (wrist_low - lowest + draws.clearance),
         -(obj_low - lowest + draws.clearance),
     ])  # fmt: skip
     trans[:, 2] = draws.table_pose[:, 2] + draws.clearance - lowest + lift
