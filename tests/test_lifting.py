@@ -256,3 +256,35 @@ def test_cli_modules_import_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+# ---------------------------------------------------------------- segments
+def test_segments_are_cut_at_an_unbridgeable_gap():
+    T = 180  # 6 s
+    joints = _hand_track(T)
+    obs = _observations(joints, noise_px=0.5)
+    for t in list(range(70, 86)) + list(range(150, 160)):
+        obs[t] = None  # 0.53 s and 0.33 s: longer than the 0.25 s retargeting bridges
+    obs[100] = obs[101] = None  # short: bridged inside its segment
+    opts = api.LiftOptions()
+    traj, stats = api.lift_observations(obs, 30.0, K, "right", "video/cut", opts)
+    pieces = api.cut_segments(traj, opts)
+    assert [(p.start, p.stop) for p in pieces] == [(0, 70), (86, 150), (160, 180)]
+    kept = [p for p in pieces if p.traj is not None]
+    assert [p.traj.source for p in kept] == ["video/cut/frames_0-69", "video/cut/frames_86-149"]
+    assert "spans 0.67 s, under the 2 s" in pieces[2].reason and pieces[2].traj is None
+    for p in kept:
+        seg = p.traj
+        assert seg.num_frames == p.stop - p.start and not np.isnan(seg.hand_joints).any()
+        np.testing.assert_allclose(seg.hand_joints, traj.hand_joints[p.start : p.stop], atol=1e-6)
+        hoi.prepare(seg)  # retargeting accepts each piece as it stands
+    assert (kept[1].traj.hand_provenance[100 - 86 : 102 - 86] == hoi.INTERPOLATED).all()
+    assert (traj.hand_provenance[70:86] == hoi.UNSEEN).all()
+    # the whole video as one piece keeps the video's own source
+    whole, _ = api.lift_observations(_observations(joints[:90]), 30.0, K, "right", "video/one", opts)
+    (piece,) = api.cut_segments(whole, opts)
+    assert piece.traj.source == "video/one" and (piece.start, piece.stop) == (0, 90)
+    # a piece where the hand idles is dropped
+    still, _ = api.lift_observations(_observations(np.repeat(joints[:1], 90, 0)), 30.0, K, "right", "video/idle", opts)
+    (piece,) = api.cut_segments(still, opts)
+    assert piece.traj is None and "no interaction" in piece.reason

@@ -249,3 +249,29 @@ def test_carrying_through_an_occlusion_reproduces_the_objects_rigid_motion():
     assert r["err_seen"] < 0.004, r
     assert r["err_hidden_median"] < 0.01 and r["err_hidden_max"] < 0.02, r  # within 1-2 cm over 21 cm of motion
     np.testing.assert_allclose(r["got_move"], r["truth_move"], atol=0.012)
+
+
+def test_video_with_an_unbridgeable_gap_gives_two_segments(tmp_path):
+    """The hand leaves the view for 0.5 s (frames 60-74): lifting writes the
+    two pieces around the gap, each its own file with its frame range in its
+    source, each accepted by retargeting's loader and rule; the summary says
+    what was dropped and why."""
+    clip = testclips.sliding_clip(tmp_path / "gap.mp4", frames=135, step_px=(1.0, 0.0), focal=FOCAL, blank=(60, 75))
+    out = tmp_path / "out"
+    proc = _lift([str(clip.path), "--out", str(out), "--intrinsics", clip.intrinsics, "--results", str(tmp_path / "r.jsonl")])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = proc.stdout.strip().splitlines()[0]
+    assert "2 segments covering 89%: frames 0-59 -> " in line and "frames 75-134 -> " in line, line
+    assert "dropped: frames 60-74 (hand not found" in line, line
+    report = json.loads((tmp_path / "r.jsonl").read_text().splitlines()[0])
+    assert report["status"] == "ok" and len(report["outputs"]) == 2
+    assert [s["frames"] for s in report["segments"]] == [[0, 59], [75, 134]]
+    assert report["dropped"] == [{"frames": [60, 74], "seconds": 0.5, "reason": "hand not found (not recovered, not carried)"}]
+    assert report["provenance"]["unseen"] == pytest.approx(15 / 135, abs=0.01)
+    for seg, (a, b) in zip(report["segments"], [(0, 59), (75, 134)]):
+        path = Path(seg["file"])
+        assert path.name == f"gap.f{a}-{b}.hoi.npz"
+        traj = hoi.load(path)
+        assert traj.source == f"video/gap/frames_{a}-{b}" == seg["source"] and traj.num_frames == b - a + 1
+        hoi.prepare(traj)  # a file lifting calls ok is one retargeting accepts
+        assert not np.isin(traj.hand_provenance, (hoi.UNSEEN,)).any()

@@ -71,10 +71,12 @@ def sliding_clip(
     start: tuple[int, int] = (150, 200),
     step_px: tuple[float, float] = (4.0, 0.0),
     focal: float = 800.0,
+    blank: tuple[int, int] | None = None,
 ) -> Clip:
     """A ``size`` window whose origin starts at ``start`` in the photo and moves
     by ``step_px`` per frame (sub-pixel steps by bilinear resampling). The hand
-    therefore moves by -step_px per frame in the video."""
+    therefore moves by -step_px per frame in the video. ``blank`` = (a, b):
+    frames a..b-1 show a hand-less part of the photo instead (the hand gone)."""
     from PIL import Image
 
     img = Image.fromarray(_photo(photo))
@@ -82,6 +84,8 @@ def sliding_clip(
     frames_out, offsets = [], []
     for t in range(frames):
         x0, y0 = start[0] + step_px[0] * t, start[1] + step_px[1] * t
+        if blank is not None and blank[0] <= t < blank[1]:
+            x0, y0 = 0.0, -h / 2.0  # above the photo's top edge: shelves and wall, no hand
         crop = img.transform((w, h), Image.Transform.AFFINE, (1, 0, x0, 0, 1, y0), resample=Image.Resampling.BILINEAR)
         frames_out.append(np.asarray(crop))
         offsets.append((step_px[0] * t, step_px[1] * t))
