@@ -43,7 +43,7 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler
 
 from hop_data.store import DEFAULT_CHUNK_BYTES, StoreReader, TrajectoryStore
-from hop_robot.embodiment.spec import CONTEXT, JOINT_LOWER, JOINT_UPPER
+from hop_robot.embodiment.spec import CONTEXT, SCALER
 
 __all__ = [
     "DatasetError",
@@ -58,8 +58,6 @@ __all__ = [
     "window_index",
 ]
 
-_MID = ((JOINT_UPPER + JOINT_LOWER) / 2).astype(np.float32)
-_HALF = ((JOINT_UPPER - JOINT_LOWER) / 2).astype(np.float32)
 _BLOCK_BYTES = 256 * 2**20  # object_pc rows read (and NaN-checked) per block when loading into RAM
 
 
@@ -68,8 +66,8 @@ class DatasetError(ValueError):
 
 
 def scale_joints(q: np.ndarray) -> np.ndarray:
-    """Radians (..., 23) -> [-1, 1] by the joint limits, float32 (``spec.scale`` in float32)."""
-    return (np.asarray(q, np.float32) - _MID) / _HALF
+    """Radians (..., 23) -> [-1, 1] by the joint limits, float32 (``spec.SCALER`` in float32)."""
+    return SCALER.scale(np.asarray(q, np.float32))
 
 
 # ----------------------------------------------------------------------------- index and split

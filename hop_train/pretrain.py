@@ -39,7 +39,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from hop_data.store import TrajectoryStore
-from hop_robot.embodiment.spec import ARM, HAND, JOINT_LOWER, JOINT_UPPER, NUM_JOINTS
+from hop_robot.embodiment.spec import ARM, HAND, NUM_JOINTS, SCALER
 from hop_train.checkpoint import POLICY_ARGS, embodiment_record, export_checkpoint
 from hop_train.dataset import (
     StoreArrays,
@@ -110,8 +110,7 @@ class HopPretrainModule(pl.LightningModule):
             num_points=num_points,
             action_tanh=action_tanh,
         )
-        half = (JOINT_UPPER - JOINT_LOWER) / 2.0
-        self.register_buffer("joint_half_range", torch.tensor(half, dtype=torch.float32), persistent=False)
+        self.register_buffer("joint_half_range", torch.tensor(SCALER.half, dtype=torch.float32), persistent=False)
         self.store_url: Optional[str] = None  # set by the data module, recorded in checkpoints
         self.initialised_from: Optional[str] = None  # init_from, once its weights are loaded
 
@@ -153,7 +152,7 @@ class HopPretrainModule(pl.LightningModule):
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         """Next joint targets (radians) for the last step of each window: ``action (B, 23)``, ``index (B,)``."""
         pred = self.model(batch["proprio"], batch["points"], batch["mask"])[:, -1]
-        mid = torch.as_tensor((JOINT_UPPER + JOINT_LOWER) / 2.0, dtype=pred.dtype, device=pred.device)
+        mid = torch.as_tensor(SCALER.mid, dtype=pred.dtype, device=pred.device)
         return {"index": batch["index"], "action": pred * self.joint_half_range.to(pred.dtype) + mid}
 
     # ------------------------------------------------------------------ optimisation
