@@ -46,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -57,6 +57,7 @@ from hop_data.inputs import VIDEO_SUFFIXES, expand_inputs
 from hop_data.options import to_argv
 
 from . import camera, objects, smooth, tracking
+from . import contact as scene_contact
 from .hands import HandBackendUnavailable, HandObservation
 from .options import LiftOptions
 
@@ -117,7 +118,12 @@ class LiftReport:
     extra: dict = field(default_factory=dict)
 
     def line(self) -> str:
-        """The one line printed per video at the end of a run."""
+        """The one line printed per video at the end of a run, ending with what
+        a person should know (no interaction: flagged; gravity assumed)."""
+        flags = "".join(f"; {flag}" for flag in scene_contact.lift_flags(self.extra))
+        return self._line() + (flags if self.status == "ok" else "")
+
+    def _line(self) -> str:
         if self.status == "ok":
             p = self.provenance
             how = ", ".join(f"{k} {p.get(k, 0):.0%}" for k in ("observed", "recovered", "carried", "interpolated") if p.get(k, 0) > 0)
@@ -573,6 +579,12 @@ def _lift_here(video_path: str | os.PathLike, out_dir: str | os.PathLike, option
     if not kept:
         why = "; ".join(f"frames {d['frames'][0]}-{d['frames'][1]}: {d['reason']}" for d in dropped) or "nothing usable"
         raise NoSegmentError(video, f"no segment passes the retargeting rule ({why})")
+    # what the whole video says about the scene: contact phases (no interaction is flagged and
+    # recorded as no contact frame, which retargeting refuses) and gravity (given, estimated, or assumed)
+    scene, scene_stats = scene_contact.annotate_trajectory(traj, contact, options.camera_pitch)
+    stats.update(scene_stats)
+    for p in kept:
+        p.traj = replace(p.traj, gravity=scene.gravity, contact=scene.contact[p.start : p.stop])  # type: ignore[arg-type]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     whole = len(kept) == 1 and kept[0].start == 0 and kept[0].stop == T

@@ -4,9 +4,11 @@ worker runs otherwise.
 
 Progress bars over videos and, per video, over frames; one line per video
 at the end (or one JSON summary); ``--results FILE`` gets one JSON line per
-video (``api.LiftReport``). A video that cannot be decoded or shows no hand
-is reported and skipped; the batch goes on. Exit status: 0 when every video
-was lifted or skipped for a reason of its own (unreadable, no hand), 1 when
+video (``api.LiftReport``: its segments, the pieces dropped and why, the
+provenance fractions). A video that cannot be decoded, shows no hand or has
+no piece retargeting would accept is reported and skipped; the batch goes
+on. Exit status: 0 when every video was lifted or skipped for a reason of
+its own (unreadable, no hand, no segment), 1 when
 some failed unexpectedly or none was given, 2 for a backend that is not
 installed.
 """
@@ -17,10 +19,12 @@ import json
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 from tqdm import tqdm
 
 from .api import LiftError, LiftReport, _lift_here, expand_videos
+from .contact import lift_flags
 from .hands import HandBackendUnavailable
 from .options import LiftJob
 
@@ -33,6 +37,8 @@ def lift_batch(job: LiftJob, quiet: bool = False, as_json: bool = False) -> int:
     t0 = time.perf_counter()
     vbar = tqdm(total=len(videos), desc="lift", unit="video", disable=quiet or len(videos) < 2, position=0)
     fbar = tqdm(total=0, desc="frames", unit="frame", disable=quiet, leave=False, position=1)
+    if job.results:
+        Path(job.results).parent.mkdir(parents=True, exist_ok=True)
     results = open(job.results, "a") if job.results else None
     status = 0
     try:
@@ -73,7 +79,18 @@ def lift_batch(job: LiftJob, quiet: bool = False, as_json: bool = False) -> int:
             "skipped": [{"video": r.video, "status": r.status, "reason": r.reason} for r in reports if r.status != "ok"],
             "frames": frames,
             "frames_per_s": frames / wall if wall > 0 else 0.0,
-            "outputs": [r.output for r in reports if r.status == "ok"],
+            "outputs": [o for r in reports if r.status == "ok" for o in r.outputs],
+            "lifted_videos": [
+                {"video": r.video, "outputs": r.outputs, "covered_fraction": r.covered_fraction, "provenance": r.provenance,
+                 "dropped": r.dropped}
+                for r in reports if r.status == "ok"
+            ],  # fmt: skip
+            # lifted, but a person should know: no hand-object interaction (retargeting refuses it), gravity assumed
+            "flagged": [
+                {"video": r.video, "interaction": (r.extra.get("interaction") or {}).get("interaction"),
+                 "gravity_source": (r.extra.get("gravity") or {}).get("source"), "flags": lift_flags(r.extra)}
+                for r in reports if r.status == "ok" and lift_flags(r.extra)
+            ],
         }, indent=2))  # fmt: skip
     elif not quiet:
         for r in reports:

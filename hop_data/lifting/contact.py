@@ -228,13 +228,14 @@ def annotate_trajectory(
 
 def lift_flags(stats: dict) -> list[str]:
     """What a person should know about a lifted video, from its summary's
-    ``interaction`` and ``gravity`` entries: no interaction (flagged), gravity
-    assumed. The lines printed under the video's line in the lift summary."""
+    ``interaction`` and ``gravity`` entries, shortly: no interaction (flagged),
+    gravity assumed. Appended to the video's one line in the lift summary;
+    the sidecar (``<stem>.lift.json``) has the full verdict and note."""
     out = []
     interaction = stats.get("interaction") or {}
     if interaction.get("interaction") is False:
         out.append(f"FLAGGED: {interaction.get('verdict')} (retargeting refuses it; --allow-no-interaction forces it)")
     grav = stats.get("gravity") or {}
     if grav.get("source") == "camera_down":
-        out.append(f"note: {grav.get('note')}")
+        out.append("gravity assumed camera-down (pass --camera-pitch DEG if the camera looks down)")
     return out

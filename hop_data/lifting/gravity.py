@@ -14,10 +14,10 @@ table the object stood on, the lift, the reach. Three sources, best first:
    the chord itself is level (``level``). Gravity is the direction, searched
    over pitch (-30 to 90 deg) and roll (±30 deg, weakly pulled toward 0),
    that best agrees with these cues: up cues weigh by their length, level
-   cues penalise any component along gravity. At least one arc of
-   ``MIN_CUE_M`` is needed and the arcs must agree (each within
-   ``MAX_SPREAD_DEG`` of the estimate); a grasp must be seen (a clip held
-   throughout has none).
+   cues penalise any component along gravity. Only whole pick-and-places
+   count (the hand seen free before the grasp and after the release); at
+   least one arc of ``MIN_CUE_M`` is needed and the arcs must agree (each
+   within ``MAX_SPREAD_DEG`` of the estimate).
 3. **Camera-down**: (0, 1, 0), a level camera, with a note that says so.
 
 Only numpy (runs in the lifting environment).
@@ -88,12 +88,13 @@ def from_pitch(pitch_deg: float) -> GravityEstimate:
 
 def motion_cues(joints: np.ndarray, contact: np.ndarray, fps: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(up vectors, level vectors) from the grip centre's path while the hand
-    holds the object (see the module doc): per contact run, the mean offset of
-    the path from the chord between where the object was picked up and where
-    it was put down (an object is carried above the table it rests on: the
-    arc bulges up), when at least ``MIN_CUE_M``; and the chord itself when it
-    is at least ``MIN_REST_M`` long and the run both starts and ends with the
-    hand seen free (picked up from and put down on the table: level)."""
+    holds the object (see the module doc), for each contact run that starts
+    and ends with the hand seen free (a whole pick-and-place: the object
+    rests on the table at both ends): the mean offset of the path from the
+    chord between where it was picked up and where it was put down (an
+    object is carried above the table it rests on: the arc bulges up), when
+    at least ``MIN_CUE_M``; and the chord itself, level, when at least
+    ``MIN_REST_M`` long."""
     centre = objects.grip_centre(np.asarray(joints, dtype=np.float64))
     contact = np.asarray(contact, bool)
     seen = np.isfinite(centre).all(axis=1)
@@ -108,12 +109,14 @@ def motion_cues(joints: np.ndarray, contact: np.ndarray, fps: float) -> tuple[li
         chord = b - a
         length2 = float(chord @ chord)
         u = np.clip((path - a) @ chord / length2, 0.0, 1.0) if length2 > 1e-6 else np.zeros(len(path))
+        picked = s > 0 and np.any(seen[:s] & ~contact[:s])
+        put = e < len(contact) and np.any(seen[e:] & ~contact[e:])
+        if not (picked and put):  # only a whole pick-and-place: the object rests on the table at both ends
+            continue
         arc = (path - (a + u[:, None] * chord)).mean(axis=0)
         if np.linalg.norm(arc) >= MIN_CUE_M:
             up.append(arc)
-        picked = s > 0 and np.any(seen[:s] & ~contact[:s])
-        put = e < len(contact) and np.any(seen[e:] & ~contact[e:])
-        if picked and put and np.sqrt(length2) >= MIN_REST_M:
+        if np.sqrt(length2) >= MIN_REST_M:
             level.append(chord)
     return up, level
 
@@ -124,7 +127,10 @@ def estimate(joints: np.ndarray, contact: np.ndarray, fps: float, grasp_seen: bo
         return camera_down("no grasp is seen in the video, so nothing tells which way is up")
     up, level = motion_cues(joints, contact, fps)
     if not up:
-        return camera_down("no lift of the object is seen (its path while held never rises 3 cm above where it was picked up and put down)")
+        return camera_down(
+            "no whole pick-and-place is seen (a grasp and a release with the hand free around them, "
+            "the object's path rising 3 cm above where it was picked up and put down)"
+        )
     pitch = np.radians(np.arange(PITCH_RANGE_DEG[0], PITCH_RANGE_DEG[1] + 1e-9, 1.0))
     roll = np.radians(np.arange(ROLL_RANGE_DEG[0], ROLL_RANGE_DEG[1] + 1e-9, 1.0))
     P, R = np.meshgrid(pitch, roll, indexing="ij")
