@@ -141,7 +141,7 @@ class SimRobot(Driver):
 
     def _publish(self) -> None:
         self._q = self.sim.qpos[0, self.index.qpos].copy()
-        self._stamp = now()
+        self._stamp = self.clock.now()
 
     def _physics(self) -> None:
         """One substep every 1 / ``spec.SIM_HZ`` s on ``self.clock`` (absolute
