@@ -29,7 +29,7 @@ from hop_robot.sim import SceneConfig, make_simulator
 from hop_robot.sim.scene import add_lookat_camera, build_scene
 from hop_robot.shapes import ObjectShape, surface_points
 
-from .base import MONOTONIC, Clock, Driver, JointState, now
+from .base import MONOTONIC, Clock, Driver, JointState
 
 __all__ = ["SimRobot", "SimRobotConfig", "cylinder_points", "SIM_CAMERA"]
 
