@@ -392,6 +392,34 @@ def _interaction(traj: hoi.HOITrajectory, contact: np.ndarray | None) -> str | N
     return None
 
 
+def _shorten(segments: list[hoi.Segment], traj: hoi.HOITrajectory, max_s: float | None, rule: hoi.GapRule) -> list[hoi.Segment]:
+    """Split usable pieces longer than ``max_s`` where the hand is slowest
+    (a pause between actions), never into pieces shorter than the rule's
+    minimum: retargeting judges every step of a file, so one bad moment
+    costs a long file whole, while short pieces cost only themselves."""
+    if not max_s:
+        return segments
+    fps = traj.fps
+    wrist = traj.hand_joints[:, 0].astype(np.float64)
+    speed = np.linalg.norm(np.gradient(wrist, axis=0), axis=1) * fps
+    min_n = rule.min_frames(fps)
+    out: list[hoi.Segment] = []
+    todo = list(segments)
+    while todo:
+        seg = todo.pop(0)
+        n = seg.stop - seg.start
+        if not seg.usable or n <= max_s * fps or n < 2 * min_n:
+            out.append(seg)
+            continue
+        # the cut: the slowest seen frame between min_n from either end, favouring the middle
+        lo, hi = seg.start + min_n, seg.stop - min_n
+        ks = np.arange(lo, hi + 1)
+        v = np.where(np.isfinite(speed[ks]), speed[ks], np.inf) + 0.05 * np.abs(ks - (seg.start + seg.stop) / 2) / fps
+        k = int(ks[int(np.argmin(v))])
+        todo[:0] = [hoi.Segment(seg.start, k, True), hoi.Segment(k, seg.stop, True)]
+    return out
+
+
 def cut_segments(
     traj: hoi.HOITrajectory,
     options: LiftOptions,
@@ -401,7 +429,8 @@ def cut_segments(
     rule: hoi.GapRule = hoi.RETARGET_RULE,
 ) -> list[LiftedSegment]:
     """A whole-video trajectory -> its pieces (``hoi.split_segments``: cut at
-    every gap the rule cannot bridge and at every jump). A piece long enough
+    every gap the rule cannot bridge and at every jump; pieces longer than
+    ``options.max_segment_s`` split where the hand is slowest). A piece long enough
     and with interaction gets its own trajectory (its object proxy made from
     its own frames; source ``<source>/frames_<first>-<last>``, or the video's
     source when the piece is the whole video), checked with ``hoi.prepare``
@@ -409,7 +438,7 @@ def cut_segments(
     T = traj.num_frames
     out: list[LiftedSegment] = []
     prov_all = hoi.provenance(traj)
-    for seg in hoi.split_segments(traj.hand_joints, traj.fps, rule):
+    for seg in _shorten(hoi.split_segments(traj.hand_joints, traj.fps, rule), traj, options.max_segment_s, rule):
         piece = LiftedSegment(seg.start, seg.stop)
         out.append(piece)
         if not seg.usable:
@@ -585,6 +614,19 @@ def _lift_here(video_path: str | os.PathLike, out_dir: str | os.PathLike, option
     stats.update(scene_stats)
     for p in kept:
         p.traj = replace(p.traj, gravity=scene.gravity, contact=scene.contact[p.start : p.stop])  # type: ignore[arg-type]
+    # the last word is retargeting's own loader: what it would refuse is not written
+    from hop_data.retarget.checks import check_handedness, check_interaction
+
+    for p in list(kept):
+        try:
+            hoi.prepare(check_interaction(check_handedness(p.traj)))  # type: ignore[arg-type]
+        except hoi.HOIFormatError as e:
+            kept.remove(p)
+            dropped.append({**p.as_dict(fps), "reason": f"refused by retargeting: {e.problem}"})
+    dropped.sort(key=lambda d: d["frames"][0])
+    if not kept:
+        why = "; ".join(f"frames {d['frames'][0]}-{d['frames'][1]}: {d['reason']}" for d in dropped) or "nothing usable"
+        raise NoSegmentError(video, f"no segment passes the retargeting rule ({why})")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     whole = len(kept) == 1 and kept[0].start == 0 and kept[0].stop == T

@@ -51,6 +51,9 @@ class LiftOptions:
     no_recover: bool = option(False, "do not re-detect a lost hand in crops around its predicted box")
     no_carry: bool = option(False, "do not carry a hidden hand with the object it holds (optical flow)")
     max_carry_s: float = option(5.0, "carry a hidden hand at most this long (s)")
+    max_segment_s: float = option(
+        4.0, "split longer segments where the hand is slowest (s; 0: never) — retargeting judges every step of a file"
+    )
     outlier_m: float = option(0.15, "drop frames this far (m) from their neighbours' median")
     fps: float | None = option(None, "frame rate when the file's is missing or wrong")
     max_frames: int | None = option(None, "lift at most this many frames per video")
@@ -76,6 +79,8 @@ class LiftOptions:
             raise ValueError(f"annotations: {self.annotations} is not a directory")
         if not 0 <= self.max_gap_s <= hoi.RETARGET_RULE.max_gap_s:
             raise ValueError(f"max_gap_s must be 0-{hoi.RETARGET_RULE.max_gap_s} s (the retargeting rule's), got {self.max_gap_s}")
+        if self.max_segment_s and self.max_segment_s < 2 * hoi.RETARGET_RULE.min_duration_s:
+            raise ValueError(f"max_segment_s must be 0 (never split) or >= {2 * hoi.RETARGET_RULE.min_duration_s} s, got {self.max_segment_s}")
         if not self.max_carry_s >= 0:
             raise ValueError(f"max_carry_s must be >= 0, got {self.max_carry_s}")
         if self.object_shape not in OBJECT_SHAPES:
