@@ -36,7 +36,7 @@ from hop_robot.embodiment import spec
 from hop_robot.geometry import transform_points
 from hop_robot.kinematics import RobotKinematics
 
-from ..hoi import HOITrajectory
+from ..hoi import HOITrajectory, gravity_alignment
 from hop_robot.sim import build_scene, make_simulator
 from ..store import Episode
 from .attempts import AttemptDraws, attempt_seeds, draw_attempts, place_obstacles, redraw_placement, scene_params, select
@@ -46,7 +46,7 @@ from .config import ACCEPTED, REJECTION_CAUSES, RetargetConfig  # noqa: F401 (ca
 from .keypoints import robot_keypoint_targets
 from .nlopt_solver import NloptSolver
 from .objective import RetargetObjective
-from .placement import OFF_TABLE, UNREACHABLE, apply_to_points, apply_to_poses, placements
+from .placement import OFF_TABLE, UNDER_TABLE, UNREACHABLE, apply_to_points, apply_to_poses, placements
 from .reach import ReachCheck
 
 
@@ -249,6 +249,7 @@ class Retargeter:
         n = len(seeds)
         targets_h = robot_keypoint_targets(traj.hand_joints, self.robot_hand_size)  # (T, 9, 3)
         draws = draw_attempts(seeds, cfg.attempt, cfg.scene)
+        lowest = int(np.argmin(targets_h[:, 0] @ gravity_alignment(traj.gravity)[2]))  # where the wrist is lowest
         rot, trans = np.empty((n, 3, 3)), np.empty((n, 3))
         lift, redraws = np.zeros(n), np.zeros(n, dtype=int)
         problem = np.full(n, "", dtype=object)
@@ -265,8 +266,15 @@ class Retargeter:
             )  # fmt: skip
             check = todo[placed.problem == ""]
             if self.reach is not None and check.size:
-                path = apply_to_points(rot[check], trans[check], targets_h[self.reach.samples(traj.num_frames)])
-                problem[check[self.reach.unreachable(path, draws.init_qpos[check])]] = UNREACHABLE
+                samples = self.reach.samples(traj.num_frames, lowest)
+                path = apply_to_points(rot[check], trans[check], targets_h[samples])
+                residual, arm_low = self.reach.check(path, draws.init_qpos[check])
+                problem[check[residual > self.reach.tolerance]] = UNREACHABLE
+                # the forearm and wrist kept clear of the table: the path lifted further where they would not be
+                extra = np.maximum(0.0, draws.table_pose[check, 2] + cfg.attempt.arm_clearance - arm_low)
+                trans[check, 2] += extra
+                lift[check] += extra
+                problem[check[(lift[check] > cfg.attempt.max_object_lift + 1e-12) & (problem[check] == "")]] = UNDER_TABLE
             todo = todo[np.isin(problem[todo], (OFF_TABLE, UNREACHABLE))]
             if not todo.size:
                 break

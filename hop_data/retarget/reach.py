@@ -16,7 +16,10 @@ along a few samples of the path — the first frame, one every
 ``reach_period_s``, the last — each warm-started from the previous
 sample's solution, the first from the attempt's initial arm pose. The path
 is reachable when the mean distance of the 4 keypoints to the fitted pose
-stays under ``reach_tolerance`` at every sample.
+stays under ``reach_tolerance`` at every sample. The check also reports how
+low the forearm and wrist (the bodies of joints 5-7) come at those poses
+(the step where the hand is lowest is always a sample): placement lifts the
+path where they would come within ``arm_clearance`` of the table.
 
 Every attempt is solved on its own (the batched solver's rows never mix), so
 the verdict of an attempt does not depend on the batch it is checked in.
@@ -57,9 +60,10 @@ class ReachCheck:
         rot = np.transpose(u @ vt, (0, 2, 1))
         return np.einsum("nij,pj->npi", rot, src) + centre
 
-    def samples(self, steps: int) -> np.ndarray:
-        """Indices of the path steps checked."""
-        return np.unique(np.concatenate([np.arange(0, steps, self.period), [steps - 1]]))
+    def samples(self, steps: int, lowest: int | None = None) -> np.ndarray:
+        """Indices of the path steps checked (and the step where the hand is lowest)."""
+        extra = [steps - 1] if lowest is None else [steps - 1, lowest]
+        return np.unique(np.concatenate([np.arange(0, steps, self.period), extra]))
 
     def _solve(self, goal: np.ndarray, arm: np.ndarray, iterations: int) -> tuple[np.ndarray, np.ndarray]:
         """Arm joints (N, 7) bringing the palm keypoints onto goal (N, 4, 3), and
@@ -107,16 +111,25 @@ class ReachCheck:
         """path (N, K, 9, 3) robot keypoint targets (placed) at the sample steps
         (``samples``), init_qpos (N, 23) -> (N,) the worst mean distance (m) of
         the palm keypoints to the asked hand pose over the samples."""
+        return self.check(path, init_qpos)[0]
+
+    def check(self, path: np.ndarray, init_qpos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(worst residual (N,) m, lowest height (N,) m of the forearm and wrist
+        joints — the bodies of joints 5-7 — at the IK poses of the samples)."""
         n = path.shape[0]
         if n == 0:
-            return np.zeros(0)
+            return np.zeros(0), np.zeros(0)
         arm = np.asarray(init_qpos, dtype=np.float64)[:, spec.ARM]
         worst = np.zeros(n)
+        low = np.full(n, np.inf)
+        q = np.tile(spec.DEFAULT_POSE, (n, 1))
         for k in range(path.shape[1]):
             goal = self.fitted(path[:, k][:, PALM_KEYPOINTS])
             arm, err = self._solve(goal, arm, 3 * self.iterations if k == 0 else self.iterations)
             worst = np.maximum(worst, err)
-        return worst
+            q[:, spec.ARM] = arm
+            low = np.minimum(low, self.kinematics._frames(q)[1][4:7, :, 2].min(axis=0))
+        return worst, low
 
     def unreachable(self, path: np.ndarray, init_qpos: np.ndarray) -> np.ndarray:
         """(N,) bool: at some sample the arm cannot bring the hand within the tolerance."""
