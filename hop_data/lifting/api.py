@@ -393,8 +393,9 @@ def _interaction(traj: hoi.HOITrajectory, contact: np.ndarray | None) -> str | N
 
 
 def _shorten(segments: list[hoi.Segment], traj: hoi.HOITrajectory, max_s: float | None, rule: hoi.GapRule) -> list[hoi.Segment]:
-    """Split usable pieces longer than ``max_s`` where the hand is slowest
-    (a pause between actions), never into pieces shorter than the rule's
+    """Split usable pieces longer than ``max_s`` where the hand is slow and
+    low (a pause between actions, near the table: retargeting puts the
+    object's first pose on its table), never into pieces shorter than the rule's
     minimum: retargeting judges every step of a file, so one bad moment
     costs a long file whole, while short pieces cost only themselves."""
     if not max_s:
@@ -402,6 +403,7 @@ def _shorten(segments: list[hoi.Segment], traj: hoi.HOITrajectory, max_s: float 
     fps = traj.fps
     wrist = traj.hand_joints[:, 0].astype(np.float64)
     speed = np.linalg.norm(np.gradient(wrist, axis=0), axis=1) * fps
+    height = -(wrist @ traj.gravity.astype(np.float64))  # up, along -gravity
     min_n = rule.min_frames(fps)
     out: list[hoi.Segment] = []
     todo = list(segments)
@@ -411,10 +413,12 @@ def _shorten(segments: list[hoi.Segment], traj: hoi.HOITrajectory, max_s: float 
         if not seg.usable or n <= max_s * fps or n < 2 * min_n:
             out.append(seg)
             continue
-        # the cut: the slowest seen frame between min_n from either end, favouring the middle
+        # the cut: a slow, low frame between min_n from either end, favouring the middle — a piece
+        # should start as a hand at rest near the table does (retargeting sets the object down there)
         lo, hi = seg.start + min_n, seg.stop - min_n
         ks = np.arange(lo, hi + 1)
-        v = np.where(np.isfinite(speed[ks]), speed[ks], np.inf) + 0.05 * np.abs(ks - (seg.start + seg.stop) / 2) / fps
+        low = height[ks] - np.nanmin(height[seg.start : seg.stop])
+        v = np.where(np.isfinite(speed[ks]), speed[ks] + 5.0 * low, np.inf) + 0.05 * np.abs(ks - (seg.start + seg.stop) / 2) / fps
         k = int(ks[int(np.argmin(v))])
         todo[:0] = [hoi.Segment(seg.start, k, True), hoi.Segment(k, seg.stop, True)]
     return out
