@@ -275,3 +275,35 @@ def test_video_with_an_unbridgeable_gap_gives_two_segments(tmp_path):
         assert traj.source == f"video/gap/frames_{a}-{b}" == seg["source"] and traj.num_frames == b - a + 1
         hoi.prepare(traj)  # a file lifting calls ok is one retargeting accepts
         assert not np.isin(traj.hand_provenance, (hoi.UNSEEN,)).any()
+
+
+def test_carrying_with_a_given_object_mask():
+    """With the object's mask in the first frame, the object is followed from
+    the start and the hidden hand is carried with it."""
+    code = CARRY_CODE.replace(
+        "tracker = tracking.HandTracker(clip.fps, recover=None, carry=True)",
+        "tracker = tracking.HandTracker(clip.fps, recover=None, carry=True, object_mask=clip.object_mask)",
+    ).replace("side=side,", "side=side, followed=len(tracker.object_mats),")
+    r = _in_lift_env(code)
+    assert r["followed"] == 60  # the object followed in every frame
+    assert all(p == r["carried"] for p in r["prov"][20:]), r["prov"]
+    assert r["err_hidden_median"] < 0.01 and r["err_hidden_max"] < 0.02, r
+
+
+def test_object_mask_option_end_to_end(lifted, tmp_path):
+    """--object-masks DIR: <stem>_mask.png (the bottle in the clip's first frame, from the shared mask) is followed."""
+    from PIL import Image
+
+    d, clips, _, _ = lifted
+    mask = np.asarray(Image.open(testclips.SHARED_DATA / testclips.DRINK.replace(".jpg", "_mask.png")).convert("L")) > 0
+    x0, y0 = 150, 200  # the slide clip's first crop window
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    Image.fromarray((mask[y0 : y0 + 480, x0 : x0 + 640] * 255).astype(np.uint8)).save(masks / "slide_mask.png")
+    out = tmp_path / "out"
+    proc = _lift([str(clips["slide"].path), "--out", str(out), "--intrinsics", clips["slide"].intrinsics, "--object-masks", str(masks)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "slide.lift.json").read_text())
+    assert report["extra"]["object_mask_given"] and report["extra"]["object_followed_frames"] >= 55
+    proc = _lift([str(clips["slide"].path), "--out", str(out), "--object-masks", str(tmp_path / "nowhere")])
+    assert proc.returncode == 2 and "object_masks" in proc.stderr

@@ -491,12 +491,14 @@ def lift_frames(
     annotations: object | None = None,
     progress: Callable[[int], None] | None = None,
     recover: Callable[[np.ndarray, np.ndarray], list[HandObservation]] | None = None,
+    object_mask: np.ndarray | None = None,
 ) -> tuple[hoi.HOITrajectory, dict]:
     """RGB frames (H, W, 3) -> (whole-video trajectory of the followed hand,
     NaN where unseen, with its provenance; diagnostics). ``backend`` defaults
     to the one ``options.hands`` names (created and closed here), ``recover``
     to a crop re-detector (MediaPipe, unless ``options.no_recover``);
-    ``annotations`` is a ``doh100.VideoAnnotations`` or None."""
+    ``annotations`` is a ``doh100.VideoAnnotations`` or None; ``object_mask``
+    (H, W) bool the object in the first frame, or None."""
     options = (options or LiftOptions()).validated()
     if options.objects != "anchored":
         objects.MccHoObjects()  # raises, naming what is missing
@@ -512,7 +514,9 @@ def lift_frames(
 
         recover = CropRedetector()
     params = tracking.TrackerParams(max_carry_s=options.max_carry_s)
-    tracker = tracking.HandTracker(fps, params, recover=None if options.no_recover else recover, carry=not options.no_carry)
+    tracker = tracking.HandTracker(
+        fps, params, recover=None if options.no_recover else recover, carry=not options.no_carry, object_mask=object_mask
+    )
     T = 0
     t0 = time.process_time()
     try:
@@ -553,6 +557,8 @@ def lift_frames(
             "hand_backend": options.hands,
             "object_backend": options.objects,
             "contact_mask": None if contact is None else contact.tolist(),
+            "object_mask_given": object_mask is not None,
+            "object_followed_frames": len(tracker.object_mats),
         }
     )
     return traj, stats
@@ -565,6 +571,23 @@ def video_stem(video: str) -> str:
         if stem.lower().endswith(suffix):
             return stem[: -len(suffix)]
     return Path(video).stem
+
+
+def find_object_mask(stem: str, directory: str, video: str) -> np.ndarray | None:
+    """The object's mask in the video's first frame from ``directory``
+    (``<stem>_mask.png``, ``<stem>.mask.png`` or ``<stem>.png``; non-zero = the
+    object), or None when there is none. An unreadable or empty one is an
+    error naming it."""
+    import cv2
+
+    for name in (f"{stem}_mask.png", f"{stem}.mask.png", f"{stem}.png"):
+        path = Path(directory) / name
+        if path.is_file():
+            m = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            if m is None or not (m > 0).any():
+                raise LiftError(video, f"object mask {path} is unreadable or empty")
+            return m > 0
+    return None
 
 
 def _describe_unseen(prov: np.ndarray, segments: list[LiftedSegment], fps: float) -> list[dict]:
@@ -597,8 +620,9 @@ def _lift_here(video_path: str | os.PathLike, out_dir: str | os.PathLike, option
 
         annotations = find_annotations(stem, options.annotations)
     source = f"{options.source_prefix}/{stem}"
+    mask = find_object_mask(stem, options.object_masks, video) if options.object_masks else None
     try:
-        traj, stats = lift_frames(frames, fps, width, height, source, options, annotations=annotations, progress=progress)
+        traj, stats = lift_frames(frames, fps, width, height, source, options, annotations=annotations, progress=progress, object_mask=mask)
     except LiftError as e:
         raise type(e)(video, e.reason) from None
     contact = None if stats.get("contact_mask") is None else np.asarray(stats.pop("contact_mask"), dtype=bool)

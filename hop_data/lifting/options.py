@@ -39,6 +39,9 @@ class LiftOptions:
     annotations: str | None = option(
         None, "directory of 100 Days of Hands annotations (hop-data import doh100 output, or XML)"
     )
+    object_masks: str | None = option(
+        None, "directory of object masks <stem>_mask.png (the object in the video's first frame): hidden hands touching it are carried with it"
+    )
     side: str = option(
         SIDES[0], "hand to follow (auto: the hand that interacts; right / left: the interacting hand of that side, measured from the joints)", choices=SIDES
     )
@@ -75,6 +78,8 @@ class LiftOptions:
             raise ValueError(f"camera_pitch is in degrees, -90 to 90 (0: level, 90: straight down), got {self.camera_pitch}")
         if self.fps is not None and not self.fps > 0:
             raise ValueError(f"fps must be > 0, got {self.fps}")
+        if self.object_masks is not None and not Path(self.object_masks).is_dir():
+            raise ValueError(f"object_masks: {self.object_masks} is not a directory")
         if self.annotations is not None and not Path(self.annotations).is_dir():
             raise ValueError(f"annotations: {self.annotations} is not a directory")
         if not 0 <= self.max_gap_s <= hoi.RETARGET_RULE.max_gap_s:

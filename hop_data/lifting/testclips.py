@@ -159,6 +159,7 @@ class CarryClip:
     fps: float
     intrinsics: tuple[float, float, float, float]
     hidden_from: int
+    object_mask: np.ndarray  # (H, W) bool: the object in the first frame
 
 
 def carry_clip(
@@ -195,7 +196,7 @@ def carry_clip(
     T = frames
     u = np.arange(T) / max(1, T - 1)
     joints = np.empty((T, 21, 3))
-    out_frames, dets = [], []
+    out_frames, dets, mask0 = [], [], None
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     for t in range(T):
         obj = obj0 + np.asarray(move) * u[t]
@@ -212,6 +213,8 @@ def carry_clip(
         iy = np.clip(((qy + half) / (2 * half) * 16).astype(int), 0, 15)
         img = bg.copy()
         img[inside] = tex[iy[inside], ix[inside]]
+        if mask0 is None:
+            mask0 = inside.copy()
         out_frames.append(img.astype(np.uint8))
         if t < hidden_from:
             J = joints[t]
@@ -219,4 +222,4 @@ def carry_clip(
             dets.append([HandObservation(xy, J - J.mean(axis=0), "right", 0.9)])
         else:
             dets.append([])
-    return CarryClip(out_frames, dets, joints, fps, (fx, fy, cx, cy), hidden_from)
+    return CarryClip(out_frames, dets, joints, fps, (fx, fy, cx, cy), hidden_from, mask0)

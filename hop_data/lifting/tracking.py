@@ -301,7 +301,10 @@ class HandTracker:
     ``recover(rgb, box, attempt) -> list[HandObservation]``: low-threshold
     detections in a crop around ``box`` (``hands.CropRedetector``; ``attempt``
     counts the tries for this loss, to vary the crop); None: no recovery.
-    ``carry``: track hidden hands with the region they touch (needs frames and OpenCV)."""
+    ``carry``: track hidden hands with the region they touch (needs frames and OpenCV).
+    ``object_mask`` (H, W) bool: the object in the first frame; it is then
+    followed all along, and a hand hidden while touching it is carried with
+    it (instead of with the region around the hand)."""
 
     def __init__(
         self,
@@ -309,6 +312,7 @@ class HandTracker:
         params: TrackerParams | None = None,
         recover: Callable[[np.ndarray, np.ndarray, int], list[HandObservation]] | None = None,
         carry: bool = True,
+        object_mask: np.ndarray | None = None,
     ):
         self.fps = float(fps)
         self.p = params or TrackerParams()
@@ -320,6 +324,9 @@ class HandTracker:
         self._gray_scale = 1.0
         self.recover_calls = 0
         self._budget = 0.0
+        self.object_mask = object_mask
+        self.object: ObjectFlow | None = None  # the given object, followed from the first frame
+        self.object_mats: dict[int, np.ndarray] = {}  # frame -> similarity, first-frame pixels -> that frame's
         self.image_size: tuple[int, int] | None = None
 
     def _frames(self, seconds: float) -> int:
@@ -363,6 +370,8 @@ class HandTracker:
         if rgb is not None:
             self.image_size = (rgb.shape[1], rgb.shape[0])
         gray = self._grey(rgb) if (rgb is not None and self.carry) else None
+        if gray is not None and self.object_mask is not None:
+            self._follow_object(t, gray)
         dets = _nms(list(detections), self.p.nms_iou)
         hists = [appearance(rgb, d.box()) for d in dets]
         alive = [tr for tr in self.tracks if tr.alive]
@@ -465,13 +474,44 @@ class HandTracker:
         g = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
         return cv2.resize(g, (int(round(w * scale)), int(round(h * scale))), interpolation=cv2.INTER_AREA) if scale < 1 else g
 
+    def _follow_object(self, t: int, gray: np.ndarray) -> None:
+        """Follow the given object (mask at the first frame) into frame t."""
+        import cv2
+
+        if self.object is None and not self.object_mats:
+            m = cv2.resize(np.asarray(self.object_mask, np.uint8) * 255, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_NEAREST)
+            self.object = ObjectFlow(gray, None, self._gray_scale, self.p.min_carry_points, mask=m)
+            if self.object.ok:
+                self.object_mats[t] = IDENTITY.copy()
+            else:
+                self.object = None
+        elif self.object is not None:
+            if self.object.step(gray):
+                self.object_mats[t] = self.object.matrix.copy()
+            else:
+                self.object = None
+
+    def _object_box(self, t: int) -> np.ndarray | None:
+        """The given object's box at frame t (None where it is not followed)."""
+        if t not in self.object_mats or self.object is None:
+            return None
+        x1, y1, x2, y2 = self.object.box
+        corners = apply(self.object_mats[t], np.array([[x1, y1], [x2, y1], [x1, y2], [x2, y2]]))
+        return np.concatenate([corners.min(axis=0), corners.max(axis=0)])
+
     def _carry_step(self, tr: Track, t: int, gray: np.ndarray) -> bool:
         """Carry ``tr`` into frame t; False when it cannot be carried."""
         if tr.carry_anchor is None:
             last = tr.entries.get(t - 1)
             if last is None or last.obs is None or self._gray is None:
                 return False  # carry only right after the hand was seen
-            tr.flow = ObjectFlow(self._gray, last.obs, self._gray_scale, self.p.min_carry_points)
+            obox = self._object_box(t - 1)
+            hand = last.obs.box()
+            grown = np.concatenate([hand[:2] - 0.25 * (hand[2:] - hand[:2]), hand[2:] + 0.25 * (hand[2:] - hand[:2])])
+            if obox is not None and iou(grown, obox) > 0:  # the hand touches the given object: carry it with that
+                tr.flow = _WithObject(self, t - 1)  # type: ignore[assignment]
+            else:
+                tr.flow = ObjectFlow(self._gray, last.obs, self._gray_scale, self.p.min_carry_points)
             if not tr.flow.ok:
                 tr.flow = None
                 return False
@@ -501,7 +541,9 @@ class ObjectFlow:
     last seen; ``step(grey)`` per following frame; ``matrix`` (2, 3) maps
     full-resolution pixels of the anchor frame to the current frame."""
 
-    def __init__(self, grey: np.ndarray, obs: HandObservation, scale: float, min_points: int = 5, mask: np.ndarray | None = None):
+    def __init__(
+        self, grey: np.ndarray, obs: HandObservation | None, scale: float, min_points: int = 5, mask: np.ndarray | None = None
+    ):
         import cv2
 
         self._cv2 = cv2
@@ -509,12 +551,19 @@ class ObjectFlow:
         self.min_points = min_points
         self.matrix = IDENTITY.copy()
         self.moved = 0.0  # largest displacement of the region's centre so far (full-res px)
+        self.segment = obs is not None  # a hand's region: find the object in it; a given mask: it is the object
         h, w = grey.shape[:2]
-        xy = obs.image_xy * scale
+        if obs is not None:
+            xy = obs.image_xy * scale
+        else:  # an object mask (flow resolution, non-zero = the object)
+            ys, xs = np.nonzero(mask)
+            xy = np.stack([xs, ys], axis=1).astype(np.float64) if len(xs) else np.zeros((1, 2))
         x1, y1 = xy.min(axis=0)
         x2, y2 = xy.max(axis=0)
         size = max(x2 - x1, y2 - y1, 8.0)
+        self.box = np.array([x1, y1, x2, y2]) / scale  # the region's box at the seed (full resolution)
         if mask is None:
+            assert obs is not None
             # the hand's box, widened, reaching past the fingertips (where a grasped object sits)
             reach = (xy[[8, 12, 16]].mean(axis=0) - xy[0]) * 0.5
             tips = xy + reach
@@ -523,6 +572,7 @@ class ObjectFlow:
             bx2, by2 = allp.max(axis=0) + 0.15 * size
             mask = np.zeros((h, w), np.uint8)
             mask[int(max(0, by1)) : int(min(h, by2)), int(max(0, bx1)) : int(min(w, bx2))] = 255
+        mask = np.where(np.asarray(mask) > 0, 255, 0).astype(np.uint8)
         self.mask = mask
         spacing = max(3, int(size / 12))
         pts = cv2.goodFeaturesToTrack(grey, maxCorners=200, qualityLevel=0.01, minDistance=spacing, mask=mask, blockSize=5)
@@ -575,7 +625,7 @@ class ObjectFlow:
         # has moved against the background since the seed, the region is that group (the rest is dropped)
         moving = np.linalg.norm(p1 - apply(self.bg_total, seed), axis=1) > 1.0
         M = None
-        if moving.sum() >= self.min_points and moving.mean() >= 0.08:
+        if self.segment and moving.sum() >= self.min_points and moving.mean() >= 0.08:
             Mm, inl = cv2.estimateAffinePartial2D(p0[moving], p1[moving], method=cv2.RANSAC, ransacReprojThreshold=1.0)
             if Mm is not None and inl.sum() >= max(self.min_points, 0.5 * moving.sum()):
                 M = Mm
@@ -596,6 +646,30 @@ class ObjectFlow:
         self.matrix = compose(step, self.matrix)
         centre = apply(self.matrix, self.origin / s)
         self.moved = max(self.moved, float(np.linalg.norm(centre - self.origin / s)))
+        return True
+
+
+class _WithObject:
+    """A hand carried with the given object (``HandTracker.object_mask``): the
+    object's own motion since the anchor frame, as ``ObjectFlow`` offers it."""
+
+    def __init__(self, tracker: HandTracker, anchor: int):
+        self.tracker, self.anchor, self.t = tracker, anchor, anchor
+        self.matrix = IDENTITY.copy()
+        self.moved = 0.0
+        self.ok = anchor in tracker.object_mats
+
+    def step(self, grey: np.ndarray) -> bool:
+        self.t += 1
+        mats = self.tracker.object_mats
+        if self.t not in mats or self.anchor not in mats:
+            return False
+        A = mats[self.anchor]
+        inv = np.linalg.inv(np.vstack([A, [0.0, 0.0, 1.0]]))[:2]
+        self.matrix = compose(mats[self.t], inv)
+        box = self.tracker._object_box(self.anchor)
+        c = 0.5 * (box[:2] + box[2:]) if box is not None else np.zeros(2)
+        self.moved = max(self.moved, float(np.linalg.norm(apply(self.matrix, c) - c)))
         return True
 
 
