@@ -169,6 +169,7 @@ class Retargeter:
         n, steps, lead = len(seeds), plan.targets.shape[1], plan.lead
         rows = np.flatnonzero(plan.problem == "")  # the attempts simulated
         m = len(rows)
+        sel = slice(None) if m == n else rows  # a slice writes faster than an index array
         targets, poses, draws = plan.targets[rows], plan.object_pose[rows], select(plan.draws, rows)
 
         proprio = np.empty((steps, m, spec.NUM_JOINTS), np.float32)
@@ -198,9 +199,9 @@ class Retargeter:
                     t_solve += t1 - t0
                     proprio[k], action[k] = phi, a
                     d = np.linalg.norm(self.kinematics.sites(a) - targets[:, k], axis=-1)
-                    kp_errors[rows, k] = d
-                    errors[rows, k] = d.mean(axis=1)
-                    tracking[rows, k] = np.linalg.norm(obs.keypoints - targets[:, k], axis=-1).mean(axis=1)
+                    kp_errors[sel, k] = d
+                    errors[sel, k] = d.mean(axis=1)
+                    tracking[sel, k] = np.linalg.norm(obs.keypoints - targets[:, k], axis=-1).mean(axis=1)
                     phi = obs.qpos
                     if progress is not None:
                         progress(k + 1, steps)

@@ -136,14 +136,16 @@ def on_table(xy: np.ndarray, table_pose: np.ndarray, table_size, config: Attempt
 
 def apply_to_points(rot: np.ndarray, trans: np.ndarray, points: np.ndarray) -> np.ndarray:
     """points (T, S, 3) -> (N, T, S, 3) for each of N placements."""
-    return np.einsum("nij,tsj->ntsi", rot, points) + trans[:, None, None, :]
+    points = np.asarray(points, dtype=np.float64)
+    flat = points.reshape(1, -1, 3) @ rot.transpose(0, 2, 1)  # matmul: ~3x faster than einsum here
+    return flat.reshape(len(rot), *points.shape) + trans[:, None, None, :]
 
 
 def apply_to_poses(rot: np.ndarray, trans: np.ndarray, poses: np.ndarray) -> np.ndarray:
     """poses (T, 7) position + quaternion w,x,y,z -> (N, T, 7)."""
     n, t = len(rot), len(poses)
     out = np.empty((n, t, 7))
-    out[..., 0:3] = np.einsum("nij,tj->nti", rot, poses[:, 0:3]) + trans[:, None, :]
+    out[..., 0:3] = np.asarray(poses[:, 0:3], dtype=np.float64)[None] @ rot.transpose(0, 2, 1) + trans[:, None, :]
     q_rot = matrix_to_quat(rot)  # (N, 4)
     out[..., 3:7] = quat_multiply(q_rot[:, None, :], poses[None, :, 3:7])
     return out
