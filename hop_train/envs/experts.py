@@ -160,6 +160,7 @@ class _Expert:
             self._restart(env, np.flatnonzero(restart), sim_obs)
             self._fresh[:] = False
         self.jmode[:] = False
+        self.jspeed = np.ones(self.n)  # per-env fraction of the top joint speed
         self.actual_rot, self.actual_pos = self.ik.palm_pose(sim_obs.qpos)
         rot_goal, pos_goal, hand = self._targets(env, sim_obs)
         self._move(rot_goal, pos_goal)
@@ -167,7 +168,8 @@ class _Expert:
         arm = np.where(self.jmode[:, None], self.jgoal, arm)
         # no faster than the arm's targets may move: the commanded pose is then where the arm will be
         step = arm - self.q[:, spec.ARM]
-        scale = np.minimum(1.0, self.max_joint_step / np.maximum(np.abs(step).max(1, keepdims=True), 1e-9))
+        limit = self.max_joint_step * self.jspeed[:, None]
+        scale = np.minimum(1.0, limit / np.maximum(np.abs(step).max(1, keepdims=True), 1e-9))
         self.q[:, spec.ARM] += step * scale
         slow = (scale[:, 0] < 1.0) | self.jmode
         if np.any(slow):
@@ -246,6 +248,41 @@ FLAT_OBJECT = 0.06  # m: objects lower than this are grasped from above, others 
 # An elbow-up arm posture (wrist above the forearm) from which the IK reaches side
 # grasps over the table with the wrist's offset link above the flange, not under it.
 READY_SEED = np.array([-0.05, 0.93, 0.37, 1.32, -1.32, 1.98, 1.25])
+READY_BEARING = float(np.arctan2(-0.1, 0.5))  # rad: the object's bearing READY_SEED was found for
+
+
+def _hand_geometry(model: mujoco.MjModel, hand: np.ndarray) -> list[tuple]:
+    """The hand's collision geoms for hand joints ``hand`` (16,), relative to the
+    palm frame: (type, size, rotation, position) each."""
+    data = mujoco.MjData(model)
+    names = [model.joint(j).qposadr[0] for j in spec.JOINT_NAMES]
+    data.qpos[names] = np.concatenate([spec.DEFAULT_ARM_POSE, hand])
+    mujoco.mj_kinematics(model, data)
+    palm = model.body("palm").id
+    rp, pp = data.xmat[palm].reshape(3, 3), data.xpos[palm]
+    sub = {palm}
+    for b in range(model.nbody):
+        if model.body_parentid[b] in sub and b != 0:
+            sub.add(b)
+    out = []
+    for g in range(model.ngeom):
+        if model.geom_bodyid[g] in sub and model.geom_contype[g]:
+            rg = data.geom_xmat[g].reshape(3, 3)
+            out.append((int(model.geom_type[g]), model.geom_size[g].copy(), rp.T @ rg, rp.T @ (data.geom_xpos[g] - pp)))
+    return out
+
+
+def _lowest_point(geoms: list[tuple], rot: np.ndarray) -> np.ndarray:
+    """(N,) lowest z of the hand's geoms (``_hand_geometry``) relative to the palm origin, palm rotations (N, 3, 3)."""
+    low = np.full(len(rot), np.inf)
+    for kind, size, r, p in geoms:
+        rw = rot @ r  # (N, 3, 3)
+        if kind == mujoco.mjtGeom.mjGEOM_BOX:
+            ext = np.abs(rw[:, 2, :]) @ size
+        else:  # capsule: radius, half length along its z
+            ext = np.abs(rw[:, 2, 2]) * size[1] + size[0]
+        low = np.minimum(low, (rot @ p)[:, 2] - ext)
+    return low
 
 
 class GraspLiftExpert(_Expert):
@@ -268,7 +305,7 @@ class GraspLiftExpert(_Expert):
     CLEAR, READY, REACH, LOWER, FORWARD, CLOSE, LIFT = range(7)
     clear_height = 0.45  # m: the palm rises to this height first, clear of the tallest object
     ready_height = 0.40  # m: palm height of the ready posture, above the pre-grasp pose
-    back = 0.10  # m, pre-grasp distance behind the grasp pose (side) / above it (top)
+    back = 0.06  # m, pre-grasp distance behind the grasp pose (side) / above it (top)
     grip_z = 0.01  # m, palm-frame z (along the fingers) of the object's axis at the grasp
     gap = 0.0  # m between the palm and the object at the grasp
     approach_bias = 0.3  # rad: a round object's approach, turned counter-clockwise from radial
@@ -276,9 +313,16 @@ class GraspLiftExpert(_Expert):
     close_steps = 10
     settle_steps = 6
     settle_tol = 0.006  # m: the palm is this close to its commanded position before it moves on
+    settle_timeout = 40  # steps: ... or has tried this long (held back by a contact)
     forward_speed = 0.15  # m/s, the last approach to the object
     flat_object = FLAT_OBJECT
     ready_seed = READY_SEED
+    handle_mode = None
+    lost_distance = 0.08  # m: the object this far from where the hand holds it has been dropped: try again
+    release_phase = 99  # phases from here on open the hand on purpose
+    tilt = 0.0  # rad, side grasp: fingers pointing this much below horizontal
+    table_clearance = -0.004  # m between the open hand's lowest point and the table at the grasp (< 0: the
+    # ring finger's tip, which hangs lowest, grazes the table: the grasp sits as low as it can on short objects)
 
     def reset(self, env) -> None:
         super().reset(env)
@@ -289,6 +333,7 @@ class GraspLiftExpert(_Expert):
         self.offset = np.zeros((n, 3))
         self.side = np.zeros(n, dtype=bool)
         self.q_ready = np.zeros((n, spec.NUM_ARM_JOINTS))
+        self._hand_geoms = _hand_geometry(_unwrap(env).sim.model, SIDE_OPEN)
 
     def _plan(self, env, ids, obs) -> None:
         self._plan_grasp(ids, obs)
@@ -297,6 +342,8 @@ class GraspLiftExpert(_Expert):
         self.p_ready[ids] = self.p_pre[ids]
         self.p_ready[ids, 2] = np.maximum(self.p_pre[ids, 2] + 0.10, self.ready_height)
         q = np.tile(self.ready_seed, (len(ids), 1))
+        # the seed's base joint turned by the object's bearing (the seed is for an object at READY_BEARING)
+        q[:, 0] += np.arctan2(self.p_pre[ids, 1], self.p_pre[ids, 0]) - READY_BEARING
         for _ in range(8):
             q = self.ik.solve(q, self.rot_grasp[ids], self.p_ready[ids], iterations=10)
         self.q_ready[ids] = q
@@ -322,17 +369,26 @@ class GraspLiftExpert(_Expert):
         score = np.einsum("nci,ni->nc", cands, preferred) - 10.0 * (2 * other > self.max_width)
         best = cands[np.arange(k), score.argmax(1)]
         d = np.where(round_[:, None], preferred, best)
-        depth = np.abs(np.einsum("npi,ni->np", xy, d)).max(1)  # object's half extent along d
+        if self.handle_mode is not None:
+            hd = xy.mean(1)
+            hd /= np.linalg.norm(hd, axis=1, keepdims=True)
+            c2, s2 = np.cos(self.handle_mode), np.sin(self.handle_mode)
+            d = np.stack([c2 * hd[:, 0] - s2 * hd[:, 1], s2 * hd[:, 0] + c2 * hd[:, 1]], 1)
+        depth = (-np.einsum("npi,ni->np", xy, d)).max(1)  # object's extent toward the palm
         flat = top < self.flat_object
         self.side[ids] = ~flat
         # --- side grasp: approach along d (palm normal), fingers along d turned -90° about z
         d3 = np.concatenate([d, np.zeros((k, 1))], 1)
         z3 = np.stack([d[:, 1], -d[:, 0], np.zeros(k)], 1)
+        if self.tilt:  # fingers pointing down by `tilt` (a turn about the palm normal)
+            z3 = np.cos(self.tilt) * z3 - np.sin(self.tilt) * np.array([0.0, 0.0, 1.0])
         rot_side = frame(d3, z3)
-        height = np.clip(rest, 0.062, top - 0.02)
-        target = np.concatenate([centre[:, :2], height[:, None]], 1)
         grip = np.stack([depth + 0.011 + self.gap, np.zeros(k), np.full(k, self.grip_z)], 1)
-        p_side = target - np.einsum("nij,nj->ni", rot_side, grip)
+        offset = np.einsum("nij,nj->ni", rot_side, grip)  # palm origin -> object axis
+        lowest = _lowest_point(self._hand_geoms, rot_side)  # of the open hand, relative to the palm origin
+        height = np.maximum(np.minimum(rest, top - 0.02), offset[:, 2] - lowest + self.table_clearance)
+        target = np.concatenate([centre[:, :2], height[:, None]], 1)
+        p_side = target - offset
         pre_side = p_side - self.back * d3
         # --- top grasp (flat objects): palm down, fingers straight out from the robot
         rot_top = frame(np.tile([0.0, 0.0, -1.0], (k, 1)), np.concatenate([radial, np.zeros((k, 1))], 1))
@@ -352,6 +408,16 @@ class GraspLiftExpert(_Expert):
 
     def _grasp_targets(self, env, obs):
         """Targets of the phases up to CLOSE (shared with the throw expert)."""
+        # an object that left the hand after the grasp (dropped): start again from the top
+        held = self.actual_pos - self.offset
+        lost = (self.phase >= self.LIFT) & (self.phase < self.release_phase) & (self.t > 0)
+        lost &= np.linalg.norm(obs.object_pose[:, :3] - held, axis=1) > self.lost_distance
+        if np.any(lost):
+            ids = np.flatnonzero(lost)
+            self.pos[ids], self.rot[ids] = self.actual_pos[ids], self.actual_rot[ids]
+            self.phase[ids] = self.CLEAR
+            self.t[ids] = 0
+            self._plan(env, ids, obs)
         ph = self.phase
         goal = self.pos.copy()
         hand = self.open_hand.copy()
@@ -372,13 +438,13 @@ class GraspLiftExpert(_Expert):
         self._advance(m & self._reached(high, 0.01) & self._turned(self.rot_grasp))
         m = ph == self.LOWER
         goal[m] = self.p_pre[m]
-        self._advance(m & self._reached(self.p_pre) & self._settled(self.settle_tol))
+        self._advance(m & self._reached(self.p_pre) & (self._settled(self.settle_tol) | (self.t > self.settle_timeout)))
         m = ph == self.FORWARD
         d = self.p_grasp - self.pos
         dist = np.linalg.norm(d, axis=1, keepdims=True)
         slow = self.pos + d * np.minimum(1.0, self.forward_speed * DT / np.maximum(dist, 1e-9))
         goal[m] = slow[m]
-        self._advance(m & self._reached(self.p_grasp) & self._settled(self.settle_tol))
+        self._advance(m & self._reached(self.p_grasp) & (self._settled(self.settle_tol) | (self.t > self.settle_timeout)))
         m = ph == self.CLOSE
         a = np.clip(self.t / self.close_steps, 0, 1)[:, None]
         closing = (1 - a) * self.open_hand + a * self.closed_hand
@@ -392,7 +458,7 @@ class GraspLiftExpert(_Expert):
         ph = self.phase
         m = ph >= self.LIFT
         start = (ph == self.LIFT) & (self.t == 0)
-        self.offset[start] = self.pos[start] - obs.object_pose[start, :3]  # palm relative to the object, as grasped
+        self.offset[start] = self.actual_pos[start] - obs.object_pose[start, :3]  # palm relative to the object, as grasped
         goal[m] = (self._lift_goal(env) + self.offset)[m]
         hand = np.where(m[:, None], self.closed_hand, hand)
         return self.rot_grasp, goal, hand
@@ -402,37 +468,65 @@ class GraspThrowExpert(GraspLiftExpert):
     """The lift expert's grasp, then up, over the basket, open the hand (module doc)."""
 
     CARRY, RELEASE = 7, 8
+    release_phase = RELEASE
     lift_height = 0.30  # m, the object's height before it is carried
-    drop_height = 0.16  # m above the basket's rim, the object's height at release
+    drop_height = 0.04  # m between the basket's rim and the object's bottom at release
+    drop_tol = 0.015  # m: the object's centre is this close above the basket's centre at release
 
     def _targets(self, env, obs):
         goal, hand = self._grasp_targets(env, obs)
         ph = self.phase
         start = (ph == self.LIFT) & (self.t == 0)
-        self.offset[start] = self.pos[start] - obs.object_pose[start, :3]
+        self.offset[start] = self.actual_pos[start] - obs.object_pose[start, :3]
         up = self.p_start.copy()
         up[:, 2] = self.lift_height
         m = ph == self.LIFT
         goal[m] = (up + self.offset)[m]
         self._advance(m & self._reached(up + self.offset, 0.01) & (self.t > 5))
-        basket = np.asarray(env.basket.rim_center) + [0.0, 0.0, self.drop_height]
-        over = basket + self.offset
+        # over the basket, closed on the object's position: the palm moves by the object's offset from
+        # the drop point (its centre above the basket's, its bottom `drop_height` above the rim)
+        rim = np.asarray(env.basket.rim_center)
+        drop = np.tile(rim, (self.n, 1))
+        drop[:, 2] += self.drop_height + self.rest_height
         m = ph == self.CARRY
+        error = drop - obs.object_pose[:, :3]
+        over = self.pos + error
         goal[m] = over[m]
-        self._advance(m & self._reached(over, 0.02))
+        # turned about the vertical as the arm swings round its base: the hand keeps its bearing to the arm
+        yaw = np.arctan2(rim[1], rim[0]) - np.arctan2(self.p_start[:, 1], self.p_start[:, 0])
+        rot = self.rot_grasp.copy()
+        rot[m] = _axis_rotation(np.tile([0.0, 0.0, 1.0], (int(m.sum()), 1)), yaw[m]) @ self.rot_grasp[m]
+        self._advance(m & (np.linalg.norm(error[:, :2], axis=1) < self.drop_tol) & (np.abs(error[:, 2]) < 0.02))
         m = ph == self.RELEASE
-        goal[m] = over[m]
+        goal[m] = self.pos[m]
         hand = np.where(((ph == self.LIFT) | (ph == self.CARRY))[:, None], self.closed_hand, hand)
+        rot[m] = self.rot[m]
         hand = np.where(m[:, None], self.open_hand, hand)
-        return self.rot_grasp, goal, hand
+        return rot, goal, hand
+
+    def _solve(self, q: np.ndarray, rot: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """Arm joints for palm poses (rot, pos), from q, else from the ready seed."""
+        for _ in range(10):
+            q = self.ik.solve(q, rot, pos, iterations=10)
+        full = np.zeros((len(q), spec.NUM_JOINTS))
+        full[:, spec.ARM] = q
+        bad = np.linalg.norm(self.ik.palm_pose(full)[1] - pos, axis=1) > 0.005
+        if np.any(bad):
+            q2 = np.tile(self.ready_seed, (int(bad.sum()), 1))
+            for _ in range(10):
+                q2 = self.ik.solve(q2, rot[bad], pos[bad], iterations=10)
+            q[bad] = q2
+        return q
 
     def reset(self, env) -> None:
         super().reset(env)
         self.p_start = np.zeros((self.n, 3))
+        self.rest_height = np.zeros(self.n)
 
     def _plan(self, env, ids, obs) -> None:
         super()._plan(env, ids, obs)
         self.p_start[ids] = obs.object_pose[ids, :3]
+        self.rest_height[ids] = obs.object_pose[ids, 2] - obs.object_pc[ids, :, 2].min(1)
 
 
 class OpenCabinetExpert(_Expert):

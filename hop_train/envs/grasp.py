@@ -148,7 +148,7 @@ class GraspThrowVectorEnv(_GraspVectorEnv):
 
     @classmethod
     def default_config(cls) -> TaskConfig:
-        return TaskConfig(object_xy=(0.62, -0.25))  # beside the basket, within reach
+        return TaskConfig(object_xy=(0.56, 0.32))  # left of the basket: the hand reaches it clear of the basket
 
     def scene_extras(self):
         return [self.basket]
