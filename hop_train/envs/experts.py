@@ -310,6 +310,7 @@ class GraspLiftExpert(_Expert):
     gap = 0.0  # m between the palm and the object at the grasp
     approach_bias = 0.3  # rad: a round object's approach, turned counter-clockwise from radial
     max_width = 0.105  # m: widest object span the side grasp takes between palm and fingertips
+    depth_cost = 40.0  # 1/m: a box is grasped across its narrow side unless that turns the approach far
     close_steps = 10
     settle_steps = 6
     settle_tol = 0.006  # m: the palm is this close to its commanded position before it moves on
@@ -317,10 +318,8 @@ class GraspLiftExpert(_Expert):
     forward_speed = 0.15  # m/s, the last approach to the object
     flat_object = FLAT_OBJECT
     ready_seed = READY_SEED
-    handle_mode = None
     lost_distance = 0.08  # m: the object this far from where the hand holds it has been dropped: try again
     release_phase = 99  # phases from here on open the hand on purpose
-    tilt = 0.0  # rad, side grasp: fingers pointing this much below horizontal
     table_clearance = -0.004  # m between the open hand's lowest point and the table at the grasp (< 0: the
     # ring finger's tip, which hangs lowest, grazes the table: the grasp sits as low as it can on short objects)
 
@@ -341,9 +340,7 @@ class GraspLiftExpert(_Expert):
         self.p_clear[ids, 2] = np.maximum(self.pos[ids, 2], self.clear_height)
         self.p_ready[ids] = self.p_pre[ids]
         self.p_ready[ids, 2] = np.maximum(self.p_pre[ids, 2] + 0.10, self.ready_height)
-        q = np.tile(self.ready_seed, (len(ids), 1))
-        # the seed's base joint turned by the object's bearing (the seed is for an object at READY_BEARING)
-        q[:, 0] += np.arctan2(self.p_pre[ids, 1], self.p_pre[ids, 0]) - READY_BEARING
+        q = self._seed(self.p_pre[ids])
         for _ in range(8):
             q = self.ik.solve(q, self.rot_grasp[ids], self.p_ready[ids], iterations=10)
         self.q_ready[ids] = q
@@ -355,41 +352,23 @@ class GraspLiftExpert(_Expert):
         centre = obs.object_pose[ids, :3].copy()
         top, bottom = cloud[:, :, 2].max(1), cloud[:, :, 2].min(1)
         top, rest = top - bottom, centre[:, 2] - bottom  # as it stands on the table (it may be still falling)
-        # the cloud's horizontal principal axes
         xy = cloud[:, :, :2] - centre[:, None, :2]
-        w, v = np.linalg.eigh(np.einsum("npi,npj->nij", xy, xy))
-        round_ = w[:, 0] / np.maximum(w[:, 1], 1e-12) > 0.6
         radial = centre[:, :2] / np.linalg.norm(centre[:, :2], axis=1, keepdims=True)
-        c, s_ = np.cos(self.approach_bias), np.sin(self.approach_bias)
-        preferred = np.stack([c * radial[:, 0] - s_ * radial[:, 1], s_ * radial[:, 0] + c * radial[:, 1]], 1)
-        # candidate approaches: the four face normals of a box whose depth fits the hand
-        cands = np.concatenate([v.transpose(0, 2, 1), -v.transpose(0, 2, 1)], 1)  # (k, 4, 2)
-        ext = np.abs(np.einsum("npi,nci->ncp", xy, cands)).max(2)  # (k, 4) half extent along each
-        other = np.abs(np.einsum("npi,nci->ncp", xy, cands[:, [1, 0, 3, 2]])).max(2)  # half extent across
-        score = np.einsum("nci,ni->nc", cands, preferred) - 10.0 * (2 * other > self.max_width)
-        best = cands[np.arange(k), score.argmax(1)]
-        d = np.where(round_[:, None], preferred, best)
-        if self.handle_mode is not None:
-            hd = xy.mean(1)
-            hd /= np.linalg.norm(hd, axis=1, keepdims=True)
-            c2, s2 = np.cos(self.handle_mode), np.sin(self.handle_mode)
-            d = np.stack([c2 * hd[:, 0] - s2 * hd[:, 1], s2 * hd[:, 0] + c2 * hd[:, 1]], 1)
-        depth = (-np.einsum("npi,ni->np", xy, d)).max(1)  # object's extent toward the palm
+        side_rot, side_pos = self._side_candidates(xy, centre, top, rest, radial)  # (k, C, 3, 3), (k, C, 3)
         flat = top < self.flat_object
         self.side[ids] = ~flat
-        # --- side grasp: approach along d (palm normal), fingers along d turned -90° about z
-        d3 = np.concatenate([d, np.zeros((k, 1))], 1)
-        z3 = np.stack([d[:, 1], -d[:, 0], np.zeros(k)], 1)
-        if self.tilt:  # fingers pointing down by `tilt` (a turn about the palm normal)
-            z3 = np.cos(self.tilt) * z3 - np.sin(self.tilt) * np.array([0.0, 0.0, 1.0])
-        rot_side = frame(d3, z3)
-        grip = np.stack([depth + 0.011 + self.gap, np.zeros(k), np.full(k, self.grip_z)], 1)
-        offset = np.einsum("nij,nj->ni", rot_side, grip)  # palm origin -> object axis
-        lowest = _lowest_point(self._hand_geoms, rot_side)  # of the open hand, relative to the palm origin
-        height = np.maximum(np.minimum(rest, top - 0.02), offset[:, 2] - lowest + self.table_clearance)
-        target = np.concatenate([centre[:, :2], height[:, None]], 1)
-        p_side = target - offset
-        pre_side = p_side - self.back * d3
+        # --- side grasp: the candidate the arm reaches (and the hand prefers)
+        c_ = side_rot.shape[1]
+        q = np.repeat(self._seed(centre), c_, axis=0)
+        rr, pp = side_rot.reshape(-1, 3, 3), side_pos.reshape(-1, 3)
+        for _ in range(6):
+            q = self.ik.solve(q, rr, pp, iterations=10)
+        full = np.zeros((len(q), spec.NUM_JOINTS))
+        full[:, spec.ARM] = q
+        r_err = np.linalg.norm(self.ik.palm_pose(full)[1] - pp, axis=1).reshape(k, c_)
+        best = (self._side_score - 10.0 * (r_err > 0.005)).argmax(1)
+        rot_side, p_side = side_rot[np.arange(k), best], side_pos[np.arange(k), best]
+        pre_side = p_side - self.back * rot_side[:, :, 0]
         # --- top grasp (flat objects): palm down, fingers straight out from the robot
         rot_top = frame(np.tile([0.0, 0.0, -1.0], (k, 1)), np.concatenate([radial, np.zeros((k, 1))], 1))
         grip_top = np.stack([np.zeros(k), np.zeros(k), np.full(k, 0.035)], 1)
@@ -402,6 +381,41 @@ class GraspLiftExpert(_Expert):
         self.p_pre[ids] = np.where(s, pre_side, pre_top)
         self.open_hand[ids] = np.where(s, SIDE_OPEN, TOP_OPEN)
         self.closed_hand[ids] = np.where(s, SIDE_CLOSED, TOP_CLOSED)
+
+    def _seed(self, where: np.ndarray) -> np.ndarray:
+        """(k, 7) IK seeds for palm poses near ``where`` (k, 3): READY_SEED turned to their bearing."""
+        q = np.tile(self.ready_seed, (len(where), 1))
+        q[:, 0] += np.arctan2(where[:, 1], where[:, 0]) - READY_BEARING
+        return q
+
+    def _side_candidates(self, xy, centre, top, rest, radial):
+        """Side-grasp palm poses (k, 5, 3, 3), (k, 5, 3) for five approach directions: a
+        round object's preferred one (radial turned by ``approach_bias``) and a box's four
+        face normals; sets ``_side_score`` (k, 5), higher is better."""
+        k = len(xy)
+        w, v = np.linalg.eigh(np.einsum("npi,npj->nij", xy, xy))
+        round_ = w[:, 0] / np.maximum(w[:, 1], 1e-12) > 0.6
+        c, s_ = np.cos(self.approach_bias), np.sin(self.approach_bias)
+        preferred = np.stack([c * radial[:, 0] - s_ * radial[:, 1], s_ * radial[:, 0] + c * radial[:, 1]], 1)
+        faces = np.concatenate([v.transpose(0, 2, 1), -v.transpose(0, 2, 1)], 1)  # (k, 4, 2)
+        d = np.concatenate([preferred[:, None], faces], 1)  # (k, 5, 2)
+        across = np.concatenate([preferred[:, None] @ np.array([[0.0, -1.0], [1.0, 0.0]]), faces[:, [1, 0, 3, 2]]], 1)
+        depth = (-np.einsum("npi,nci->ncp", xy, d)).max(2)  # the object's extent toward the palm
+        width = 2 * np.abs(np.einsum("npi,nci->ncp", xy, across)).max(2)  # and across the approach
+        valid = np.concatenate([round_[:, None], np.repeat(~round_[:, None], 4, 1)], 1)
+        self._side_score = (
+            np.einsum("nci,ni->nc", d, preferred) - self.depth_cost * depth
+            - 10.0 * (width > self.max_width) - 100.0 * ~valid
+        )  # fmt: skip
+        d3 = np.concatenate([d, np.zeros((k, 5, 1))], 2)
+        z3 = np.stack([d[..., 1], -d[..., 0], np.zeros((k, 5))], 2)  # fingers: the approach turned -90° about z
+        rot = frame(d3.reshape(-1, 3), z3.reshape(-1, 3)).reshape(k, 5, 3, 3)
+        grip = np.stack([depth + 0.011 + self.gap, np.zeros((k, 5)), np.full((k, 5), self.grip_z)], 2)
+        offset = np.einsum("ncij,ncj->nci", rot, grip)  # palm origin -> object axis
+        lowest = _lowest_point(self._hand_geoms, rot.reshape(-1, 3, 3)).reshape(k, 5)  # of the open hand
+        height = np.maximum(np.minimum(rest, top - 0.02)[:, None], offset[..., 2] - lowest + self.table_clearance)
+        target = np.concatenate([np.repeat(centre[:, None, :2], 5, 1), height[..., None]], 2)
+        return rot, target - offset
 
     def _lift_goal(self, env) -> np.ndarray:
         return env.goal
