@@ -642,12 +642,14 @@ def _lift_here(video_path: str | os.PathLike, out_dir: str | os.PathLike, option
     stats.update(scene_stats)
     for p in kept:
         p.traj = replace(p.traj, gravity=scene.gravity, contact=scene.contact[p.start : p.stop])  # type: ignore[arg-type]
-    # the last word is retargeting's own loader: what it would refuse is not written
-    from hop_data.retarget.checks import check_handedness, check_interaction
+    # the last word is retargeting's own loader: what it would refuse is not written — except a
+    # piece without interaction: it is written, flagged (its line, `flagged`), and its file records
+    # no contact frame, so retargeting refuses it unless told --allow-no-interaction
+    from hop_data.retarget.checks import check_handedness
 
     for p in list(kept):
         try:
-            hoi.prepare(check_interaction(check_handedness(p.traj)))  # type: ignore[arg-type]
+            hoi.prepare(check_handedness(p.traj))  # type: ignore[arg-type]
         except hoi.HOIFormatError as e:
             kept.remove(p)
             dropped.append({**p.as_dict(fps), "reason": f"refused by retargeting: {e.problem}"})
