@@ -32,6 +32,8 @@ from .scene import PARKED_Z, CompiledScene, SceneConfig, SceneIndex, build_scene
 
 __all__ = ["MujocoSimulator", "default_threads"]
 
+_CTRL = int(mujoco.mjtState.mjSTATE_CTRL)
+
 
 def default_threads() -> int:
     """Threads for the batch: the CPUs this process may use."""
@@ -161,17 +163,23 @@ class MujocoSimulator:
                 raise ValueError("the object is dynamic: it moves under physics, object_pose must be None")
             self._object_pose[:] = self._check(object_pose, (self.num_scenes, 7), "object_pose")
             self._place_object(slice(None))
+        # The control law's targets of every substep are known in advance (they do not depend
+        # on the state), so each group runs the whole control step in one rollout call,
+        # recording the contact sensors after every substep, then computes kinematics at
+        # the new state (keypoints): two calls per group instead of one per substep.
         act = self.index.actuator
-        for substep in range(substeps):
-            ctrl = self._targets.substep(goal)
-            # The last substep also computes kinematics at the new state (keypoints).
-            stage = mujoco.mjtStage.mjSTAGE_POS if substep == substeps - 1 else mujoco.mjtStage.mjSTAGE_NONE
-            for g in self._groups:
-                g.ctrl[:, act] = ctrl[g.rows]
-                t0 = time.perf_counter()
-                g.batch.step(nstep=1, stage=stage)
-                self.physics_seconds += time.perf_counter() - t0
-            self._read_contacts()
+        ctrl = np.stack([self._targets.substep(goal) for _ in range(substeps)], axis=1)  # (N, S, 23)
+        for g in self._groups:
+            control = np.repeat(g.ctrl[:, None, :], substeps, axis=1)
+            control[:, :, act] = ctrl[g.rows]
+            t0 = time.perf_counter()
+            out = g.batch.rollout(nstep=substeps, control=control, control_spec=_CTRL, record=["sensordata"])
+            g.batch.forward(stage=mujoco.mjtStage.mjSTAGE_POS)
+            self.physics_seconds += time.perf_counter() - t0
+            g.ctrl[:, act] = ctrl[g.rows, -1]
+            data = out["sensordata"]  # (n, S, nsensordata)
+            self._arm_contact[g.rows] |= np.any(data[:, :, self.index.arm_contact_sensors] > 0, axis=(1, 2))
+            self._hand_contact[g.rows] |= np.any(data[:, :, self.index.hand_contact_sensor] > 0, axis=1)
         return self._observe()
 
     def hold(self) -> np.ndarray:
