@@ -132,17 +132,18 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
     lines.append("## 2. Behaviour cloning with few demonstrations")
     bc_claims = []
     series: dict[tuple[str, str], list[tuple[int, float, tuple[float, float]]]] = defaultdict(list)
-    lines.append("| task | demos | objects | from π_b | from scratch | verdict (π_b better) |")
-    lines.append("|---|---|---|---|---|---|")
+    lines.append("| task | demos | objects | success from π_b | success from scratch | verdict (π_b better) | mean return π_b / scratch |")
+    lines.append("|---|---|---|---|---|---|---|")
     for task in cfg.bc_tasks:
         for count in cfg.demo_counts:
             for objects in ("train", "heldout"):
-                rows = {}
+                rows, returns = {}, {}
                 for init in ("prior", "scratch"):
                     found = [_json(res / "bc" / f"{task}_{count}demos_{init}_seed{s}_{objects}.json") for s in cfg.seeds]
                     found = [f for f in found if f]
                     if found:
                         rows[init] = _pooled(found) + (len(found),)
+                        returns[init] = float(np.mean([f["mean_return"] for f in found]))
                 if len(rows) < 2:
                     continue
                 p, s = rows["prior"], rows["scratch"]
@@ -151,7 +152,9 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
                     bc_claims.append(verdict)
                     series[(task, "prior")].append((count, p[0], p[2]))
                     series[(task, "scratch")].append((count, s[0], s[2]))
-                lines.append(f"| {task} | {count} | {objects} | {_fmt(p[0], p[1], p[2], p[4])} | {_fmt(s[0], s[1], s[2], s[4])} | {verdict} |")
+                lines.append(f"| {task} | {count} | {objects} | {_fmt(p[0], p[1], p[2], p[4])} ({p[4]} seeds) | "
+                             f"{_fmt(s[0], s[1], s[2], s[4])} ({s[4]} seeds) | {verdict} | "
+                             f"{returns['prior']:.0f} / {returns['scratch']:.0f} |")  # fmt: skip
 
     def draw_bc(ax):
         for (task, init), pts in sorted(series.items()):
