@@ -42,30 +42,19 @@ import numpy as np
 
 from hop_robot.embodiment import spec
 
-# ---------------------------------------------------------------- human hand joints
-# MANO / MediaPipe order; the one place for the 21 human joint names.
-HUMAN_FINGERS: tuple[str, ...] = ("thumb", "index", "middle", "ring", "little")
-HUMAN_JOINT_NAMES: tuple[str, ...] = (
-    "wrist",
-    "thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip",
-    "index_mcp", "index_pip", "index_dip", "index_tip",
-    "middle_mcp", "middle_pip", "middle_dip", "middle_tip",
-    "ring_mcp", "ring_pip", "ring_dip", "ring_tip",
-    "little_mcp", "little_pip", "little_dip", "little_tip",
-)  # fmt: skip
-NUM_HUMAN_JOINTS = len(HUMAN_JOINT_NAMES)  # 21
-WRIST = 0
-# Joint indices of each finger, base to tip (thumb: CMC, MCP, IP, tip).
-FINGER_JOINTS: dict[str, tuple[int, int, int, int]] = {
-    finger: tuple(range(1 + 4 * i, 5 + 4 * i)) for i, finger in enumerate(HUMAN_FINGERS)
-}
-FINGERTIPS: tuple[int, ...] = (4, 8, 12, 16, 20)
-FINGER_MCPS: tuple[int, ...] = (5, 9, 13, 17)  # index, middle, ring, little
-# Parent of each joint in the kinematic tree (-1 for the wrist): bones for drawing / bone lengths.
-HUMAN_JOINT_PARENTS: tuple[int, ...] = (
-    -1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19,
-)  # fmt: skip
-assert spec.HAND_SIZE_JOINTS == (WRIST, FINGER_MCPS[1])  # hand size: wrist -> middle MCP
+# The human hand's joints (MANO / MediaPipe order) and the rule for gaps and jumps
+# live in their own modules; their names are this module's too.
+from .hand_joints import (  # noqa: E402,F401
+    FINGER_JOINTS,
+    FINGER_MCPS,
+    FINGERTIPS,
+    HUMAN_FINGERS,
+    HUMAN_JOINT_NAMES,
+    HUMAN_JOINT_PARENTS,
+    NUM_HUMAN_JOINTS,
+    WRIST,
+)
+from .gaps import RETARGET_RULE, GapRule, Segment, _runs, find_jumps, hand_seen, split_segments  # noqa: E402,F401
 
 # ---------------------------------------------------------------- format constants
 KEYS: tuple[str, ...] = ("hand_joints", "object_pose", "object_points", "fps", "gravity", "hand_side", "source")
@@ -528,51 +517,7 @@ def gravity_alignment(gravity: np.ndarray) -> np.ndarray:
     return np.eye(3) + vx + vx @ vx / (1.0 + c)
 
 
-# ================================================================ the rule for gaps and jumps
-@dataclass(frozen=True)
-class GapRule:
-    """What retargeting accepts of a hand trajectory — the one rule for gaps and
-    jumps, applied by ``prepare`` (retargeting refuses what breaks it) and by
-    video lifting (which cuts its output where it would break, so it never
-    writes a file retargeting refuses).
-
-    - a gap (frames whose hand is missing, any joint NaN; object rows NaN) of at
-      most ``max_gap_s`` is bridged (interior: interpolated; leading / trailing:
-      the nearest row held); a longer one is refused;
-    - the wrist may not move faster than ``max_speed_m_s`` between consecutive
-      seen frames (a jump: another hand, or a failed fit);
-    - the trajectory spans at least ``min_duration_s`` (T / fps)."""
-
-    max_gap_s: float = 0.25
-    min_duration_s: float = 2.0
-    max_speed_m_s: float = 5.0
-
-    def max_gap_frames(self, fps: float) -> int:
-        """The longest gap (rows) bridged at ``fps``: floor(max_gap_s * fps)."""
-        return int(np.floor(self.max_gap_s * fps + 1e-9))
-
-    def min_frames(self, fps: float) -> int:
-        """The fewest rows that span ``min_duration_s`` at ``fps``."""
-        return int(np.ceil(self.min_duration_s * fps - 1e-9))
-
-
-RETARGET_RULE = GapRule()
-
-
-def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start indices and lengths of the runs of True in a (T,) bool mask."""
-    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
-    edges = np.diff(padded)
-    starts = np.flatnonzero(edges == 1)
-    return starts, np.flatnonzero(edges == -1) - starts
-
-
-def hand_seen(hand_joints: np.ndarray) -> np.ndarray:
-    """(T,) bool: frames whose 21 joints are all seen (the unit of gaps: a
-    frame with any joint NaN is missing)."""
-    return ~np.isnan(np.asarray(hand_joints)).any(axis=(1, 2))
-
-
+# ================================================================ checking the rule (gaps.py defines it)
 def _check_gaps(valid: np.ndarray, fps: float, max_gap_s: float, name: str, key: str) -> None:
     """Raise ``HOIFormatError`` for the longest gap of ``~valid`` beyond ``max_gap_s``."""
     T = valid.shape[0]
@@ -591,18 +536,6 @@ def _check_gaps(valid: np.ndarray, fps: float, max_gap_s: float, name: str, key:
             f"(t = {s / fps:.3f}-{(s + n - 1) / fps:.3f} s), longer than max_gap_s = {max_gap_s} s "
             f"({max_frames} frames at {fps:g} fps)",
         )  # fmt: skip
-
-
-def find_jumps(hand_joints: np.ndarray, fps: float, max_speed_m_s: float) -> list[tuple[int, int, float]]:
-    """Jumps of the wrist: (frame a, next seen frame b, speed m/s) wherever the
-    wrist moves faster than ``max_speed_m_s`` between consecutive seen frames."""
-    h = np.asarray(hand_joints, dtype=np.float64)
-    idx = np.flatnonzero(hand_seen(h))
-    if idx.size < 2:
-        return []
-    w = h[idx, WRIST]
-    speed = np.linalg.norm(np.diff(w, axis=0), axis=1) / (np.diff(idx) / fps)
-    return [(int(idx[k]), int(idx[k + 1]), float(speed[k])) for k in np.flatnonzero(speed > max_speed_m_s)]
 
 
 def _check_jumps(hand: np.ndarray, fps: float, max_speed_m_s: float, name: str) -> None:
@@ -632,51 +565,6 @@ def check_rule(traj: HOITrajectory, rule: GapRule = RETARGET_RULE) -> None:
     _check_gaps(hand_seen(traj.hand_joints), fps, rule.max_gap_s, name, "hand_joints")
     _check_gaps(~np.isnan(np.asarray(traj.object_pose)).any(axis=1), fps, rule.max_gap_s, name, "object_pose")
     _check_jumps(np.asarray(traj.hand_joints), fps, rule.max_speed_m_s, name)
-
-
-@dataclass
-class Segment:
-    """Frames [start, stop) of a trajectory; ``usable`` when the rule accepts
-    it on its own, else ``reason`` says why not."""
-
-    start: int
-    stop: int
-    usable: bool
-    reason: str = ""
-
-    @property
-    def frames(self) -> int:
-        return self.stop - self.start
-
-
-def split_segments(hand_joints: np.ndarray, fps: float, rule: GapRule = RETARGET_RULE) -> list[Segment]:
-    """Cut a hand trajectory (T, 21, 3) where ``rule`` cannot bridge it: at
-    every gap longer than ``max_gap_s`` (the gap's frames belong to no
-    segment) and at every jump (between its two frames). Each piece runs from
-    its first to its last seen frame (shorter gaps stay inside, to be
-    bridged); pieces shorter than ``min_duration_s`` are returned with
-    ``usable=False``. A usable piece, cut out with its object rows, passes
-    ``check_rule`` as far as the hand is concerned."""
-    h = np.asarray(hand_joints)
-    seen = hand_seen(h)
-    idx = np.flatnonzero(seen)
-    if idx.size == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(idx) - 1 > rule.max_gap_frames(fps))  # a long gap after idx[k]
-    cut = set(int(k) for k in breaks)
-    jump_after = {a for a, _, _ in find_jumps(h, fps, rule.max_speed_m_s)}
-    cut |= {int(k) for k, i in enumerate(idx[:-1]) if int(i) in jump_after}
-    out: list[Segment] = []
-    first = 0
-    for k in sorted(cut) + [idx.size - 1]:
-        start, stop = int(idx[first]), int(idx[k]) + 1
-        n = stop - start
-        if n / fps + 1e-9 >= rule.min_duration_s:
-            out.append(Segment(start, stop, True))
-        else:
-            out.append(Segment(start, stop, False, f"spans {n / fps:.2f} s, under the {rule.min_duration_s:g} s retargeting needs"))
-        first = k + 1
-    return out
 
 
 # ================================================================ preparation for retargeting
