@@ -38,57 +38,40 @@ Errors: ``UnreadableVideoError`` and ``NoHandError`` (both ``LiftError``, a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import numpy as np
 
 from hop_data import hoi
-from hop_data.inputs import VIDEO_SUFFIXES, expand_inputs
-from hop_data.options import to_argv
+from hop_data.inputs import VIDEO_SUFFIXES
 
 from . import camera, objects, smooth, tracking
 from . import contact as scene_contact
 from .hands import HandBackendUnavailable, HandObservation
 from .options import LiftOptions
 
-LIFT_PYTHON_ENV = "HOP_LIFT_PYTHON"  # interpreter of the lifting environment
-DEFAULT_LIFT_VENV = ".venv-lift"  # beside the source tree (make lift-env)
+# The lifting environment (its interpreter, the worker's command line, the
+# video inputs) lives in runtime.py; its names are this module's too.
+from .runtime import (  # noqa: E402,F401
+    DEFAULT_LIFT_VENV,
+    LIFT_PYTHON_ENV,
+    expand_videos,
+    lift_python,
+    lifting_available,
+    worker_command,
+    worker_env,
+)
+from .video import LiftError, NoHandError, NoSegmentError, UnreadableVideoError, read_video  # noqa: E402,F401
+
 MIN_SEEN_FRAMES = 2
-
-
-class LiftError(ValueError):
-    """A video that cannot be lifted; ``video`` names it, ``reason`` says why."""
-
-    kind = "error"
-
-    def __init__(self, video: str, reason: str):
-        self.video, self.reason = str(video), reason
-        super().__init__(f"{video}: {reason}")
-
-
-class UnreadableVideoError(LiftError):
-    kind = "unreadable"
-
-
-class NoHandError(LiftError):
-    kind = "no_hand"
-
-
-class NoSegmentError(LiftError):
-    """The hand was followed, but no piece of the video passes the retargeting
-    rule (long enough, no unbridgeable gap, with interaction)."""
-
-    kind = "no_segment"
 
 
 @dataclass
@@ -140,46 +123,6 @@ class LiftReport:
                 + (f"; dropped: {drop}" if drop else "")
             )
         return f"{self.video}: skipped ({self.status}): {self.reason}"
-
-
-# ================================================================ video input
-def read_video(path: str | os.PathLike, max_frames: int | None = None) -> tuple[Iterator[np.ndarray], float, int, int, int]:
-    """(RGB frame iterator, fps (0 if unknown), width, height, frame count
-    (0 if unknown)). Raises UnreadableVideoError when the file cannot be opened
-    or its first frame cannot be decoded."""
-    import cv2  # lifting environment only
-
-    path = str(path)
-    if not os.path.isfile(path):
-        raise UnreadableVideoError(path, "no such file")
-    cap = cv2.VideoCapture(path)
-    if not cap.isOpened():
-        raise UnreadableVideoError(path, "cannot be opened as a video (unknown container or codec)")
-    ok, first = cap.read()
-    if not ok or first is None:
-        cap.release()
-        raise UnreadableVideoError(path, "no frame could be decoded")
-    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    height, width = first.shape[:2]
-
-    def frames() -> Iterator[np.ndarray]:
-        try:
-            frame, n = first, 0
-            while frame is not None:
-                yield frame[:, :, ::-1]
-                n += 1
-                if max_frames is not None and n >= max_frames:
-                    return
-                ok, frame = cap.read()
-                if not ok:
-                    return
-        finally:
-            cap.release()
-
-    if max_frames is not None and count:
-        count = min(count, max_frames)
-    return frames(), fps, width, height, count
 
 
 # ================================================================ the hand to follow
@@ -683,60 +626,6 @@ def _lift_here(video_path: str | os.PathLike, out_dir: str | os.PathLike, option
     return report
 
 
-# ================================================================ environment
-def lifting_available() -> bool:
-    """True when this interpreter can lift in-process (MediaPipe and OpenCV importable)."""
-    return importlib.util.find_spec("mediapipe") is not None and importlib.util.find_spec("cv2") is not None
-
-
-def lift_python() -> Path:
-    """The lifting environment's interpreter: ``$HOP_LIFT_PYTHON``, else
-    ``.venv-lift/bin/python`` beside the source tree. FileNotFoundError says
-    how to create it."""
-    env = os.environ.get(LIFT_PYTHON_ENV)
-    if env:
-        path = Path(env)
-        if not path.is_file():
-            raise FileNotFoundError(f"${LIFT_PYTHON_ENV} = {env} is not a file")
-        return path
-    path = Path(__file__).resolve().parents[2] / DEFAULT_LIFT_VENV / "bin" / "python"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"the lifting environment is missing ({path}): run `make lift-env` in the source tree "
-            f"or set ${LIFT_PYTHON_ENV} to a Python with mediapipe==0.10.21 and numpy<2"
-        )
-    return path
-
-
-def worker_env() -> dict[str, str]:
-    """Environment for the worker: this source tree (only hop_data and
-    hop_robot) first on PYTHONPATH, nothing of the main environment's site-packages."""
-    root = Path(__file__).resolve().parents[2]
-    if root.name in ("site-packages", "dist-packages"):  # an installed copy: expose only our packages
-        link_root = Path(tempfile.gettempdir()) / f"hop-lift-path-{os.getuid()}"
-        link_root.mkdir(exist_ok=True)
-        for pkg in ("hop_data", "hop_robot"):
-            link = link_root / pkg
-            if not link.exists():
-                link.symlink_to(root / pkg)
-        root = link_root
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(root) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return env
-
-
-def worker_command(videos: list[str], out_dir: str, options: LiftOptions, results: str | None = None, quiet: bool = False) -> list[str]:
-    """The command line running ``hop_data.lifting.worker`` in the lifting environment."""
-    cmd = [str(lift_python()), "-m", "hop_data.lifting.worker", "--out", str(out_dir), *to_argv(options)]
-    if results:
-        cmd += ["--results", results]
-    if quiet:
-        cmd.append("--quiet")
-    return cmd + ["--", *videos]
-
-
 _ERRORS = {"unreadable": UnreadableVideoError, "no_hand": NoHandError, "no_segment": NoSegmentError}
 
 
@@ -769,13 +658,3 @@ def lift_video(video_path: str | os.PathLike, out_dir: str | os.PathLike, **opti
     if r["status"] == "backend_unavailable":
         raise HandBackendUnavailable(r["reason"])
     raise _ERRORS.get(r["status"], LiftError)(r["video"], r["reason"])
-
-
-def expand_videos(items: list[str]) -> list[str]:
-    """Files, directories (their video files, recursively) and glob patterns ->
-    sorted unique paths; an item matching nothing is kept so it is reported."""
-    return expand_inputs(items, VIDEO_SUFFIXES)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("use `hop-data lift` or `python -m hop_data.lifting.worker`")
