@@ -11,6 +11,7 @@ another robot, action or point size); the message names what is wrong.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from typing import Sequence
@@ -18,28 +19,36 @@ from typing import Sequence
 __all__ = ["demos_main", "evaluate_main"]
 
 
-def _task_arg(parser: argparse.ArgumentParser) -> None:
+def _defaults(function) -> dict:
+    """A library function's keyword defaults: the CLI shows them, it does not repeat them."""
+    return {k: p.default for k, p in inspect.signature(function).parameters.items() if p.default is not p.empty}
+
+
+def _task_arg(parser: argparse.ArgumentParser, defaults: dict) -> None:
     from hop_train.envs import TASKS
 
     parser.add_argument("--task", required=True, help=f"one of {sorted(TASKS)} (or hop/<name>)")
-    parser.add_argument("--seed", type=int, default=0, help="env seed (env i gets seed + i)")
-    parser.add_argument("--threads", type=int, default=0, help="simulator threads (0: all CPUs)")
+    parser.add_argument("--seed", type=int, default=defaults["seed"], help="env seed (env i gets seed + i)")
+    parser.add_argument("--objects", default=defaults["objects"], help="train | heldout | comma-separated object names")
 
 
 def evaluate_main(argv: Sequence[str]) -> int:
+    from hop_train.evaluate import evaluate
+
+    d = _defaults(evaluate)
     parser = argparse.ArgumentParser(prog="hop-train evaluate", description="Run one episode per env and report the success rate.")
-    _task_arg(parser)
+    _task_arg(parser, d)
     parser.add_argument("--policy", required=True, help="expert | random | exported policy (.pt) | checkpoint (.ckpt)")
-    parser.add_argument("--envs", type=int, default=256, help="envs (= episodes), stepped together")
-    parser.add_argument("--objects", default="train", help="train | heldout | comma-separated object names")
+    parser.add_argument("--envs", type=int, default=d["envs"], help="envs (= episodes), stepped together")
+    parser.add_argument("--threads", type=int, default=d["threads"], help="simulator threads (0: all CPUs)")
     parser.add_argument("--perturb", action="store_true", help="a random force of the object's weight while it is held")
-    parser.add_argument("--cloud", default="surface", choices=["surface", "camera"], help="the cloud the policy sees")
-    parser.add_argument("--render", default=None, help="write an mp4 of the first envs side by side")
-    parser.add_argument("--episode-steps", type=int, default=None, help="episode length (default: the task's, 600)")
+    parser.add_argument("--cloud", default=d["cloud"], choices=["surface", "camera"], help="the cloud the policy sees")
+    parser.add_argument("--render", default=d["render"], help="write an mp4 of the first envs side by side")
+    parser.add_argument("--episode-steps", type=int, default=d["episode_steps"], help="episode length (default: the task's, 600)")
     parser.add_argument("--json", action="store_true", help="print only the JSON summary on stdout")
     args = parser.parse_args(list(argv))
     from hop_train.envs import task_id
-    from hop_train.evaluate import PolicyError, evaluate
+    from hop_train.evaluate import PolicyError
 
     objects = args.objects if args.objects in ("train", "heldout") else tuple(args.objects.split(","))
     try:
@@ -67,17 +76,18 @@ def evaluate_main(argv: Sequence[str]) -> int:
 
 
 def demos_main(argv: Sequence[str]) -> int:
+    from hop_train.demos_store import write_demos
+
+    d = _defaults(write_demos)
     parser = argparse.ArgumentParser(prog="hop-train demos", description="Record successful expert episodes into a trajectory store.")
-    _task_arg(parser)
+    _task_arg(parser, d)
     parser.add_argument("--episodes", type=int, required=True, help="successful episodes to record")
     parser.add_argument("--store", required=True, help="trajectory store (created if missing)")
-    parser.add_argument("--envs", type=int, default=64, help="envs run together while recording")
-    parser.add_argument("--objects", default="train", help="train | heldout | comma-separated object names")
+    parser.add_argument("--envs", type=int, default=d["envs"], help="envs run together while recording")
     parser.add_argument("--json", action="store_true", help="print only the JSON summary on stdout")
     args = parser.parse_args(list(argv))
     from hop_data.store import StoreError
     from hop_train.envs import task_id
-    from hop_train.demos_store import write_demos
 
     try:
         task_id(args.task)
