@@ -20,6 +20,7 @@ import numpy as np
 from hop_train.evaluate import wilson_interval
 
 from .config import ExperimentConfig
+from .stages import STAGES
 
 __all__ = ["render"]
 
@@ -95,6 +96,9 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
         f"- Seeds: {cfg.seeds}. Policy: width {cfg.width}, {cfg.num_layers} layers, {cfg.num_heads} heads, context 16, 100 points.",
         f"- Wall time of the stages' last runs: {wall / 60:.1f} min ("
         + ", ".join(f"{k} {v['wall_s_last_run'] / 60:.1f}" for k, v in stages.items() if v) + ").",
+        "- Stages finished: " + (", ".join(k for k in STAGES if k in stages) or "none")
+        + "; not finished: " + (", ".join(k for k in STAGES if k not in stages) or "none")
+        + " (rows below come from whatever units they completed; `make experiment` resumes them).",
         f"- Evaluation: {cfg.eval_envs} episodes per policy and object set, {cfg.eval_episode_steps}-step episodes, "
         "success with its 95 % Wilson interval (pooled over seeds).",
         "",

@@ -130,8 +130,9 @@ def _arch(prefix: str, cfg: ExperimentConfig) -> dict[str, Any]:
 # ---------------------------------------------------------------- 1. prior
 def stage_prior(cfg: ExperimentConfig) -> dict:
     result = cfg.results / "prior" / "summary.json"
-    if result.exists():
+    if result.exists() and Path(json.loads(result.read_text())["policy"]).is_file():
         return json.loads(result.read_text())
+    # (a committed summary without its policy file, e.g. on a fresh clone, is redone: same seeds, same corpus)
     w, log = cfg.work / "prior", cfg.work / "logs" / "prior.log"
     t0 = time.perf_counter()
     hoi = w / "hoi"
