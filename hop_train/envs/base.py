@@ -27,6 +27,7 @@ on ``reset(seed=...)``), so env i of a vector env and a single env seeded
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -67,7 +68,7 @@ class TaskConfig:
     nthread: int = 0  # simulator threads (0: every CPU this process may use)
 
 
-class TaskVectorEnv(VectorEnv):
+class TaskVectorEnv(VectorEnv, abc.ABC):
     """Base of the three tasks: scene, stepping, observation, perturbation, autoreset.
 
     A task subclass sets ``task_name``, ``scene_extras``, ``dynamic_object``
@@ -132,9 +133,9 @@ class TaskVectorEnv(VectorEnv):
     def _task_reset(self, ids: np.ndarray) -> None:
         """Task bookkeeping for the envs ``ids`` just reset (goals, flags, previous distances)."""
 
+    @abc.abstractmethod
     def _task_step(self, obs) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """(reward (N,), reward terms {name: (N,)}, success (N,) bool, failed (N,) bool)."""
-        raise NotImplementedError
 
     def _task_state(self, obs) -> np.ndarray:
         """(N, state_dim) the task's privileged entries."""

@@ -38,6 +38,8 @@ is 0 (first step, or just auto-reset) restart at the first phase.
 
 from __future__ import annotations
 
+import abc
+
 import mujoco
 import numpy as np
 
@@ -114,7 +116,7 @@ class PalmIK:
         return q[:, spec.ARM]
 
 
-class _Expert:
+class _Expert(abc.ABC):
     """Per-env phase machine shared by the experts: Cartesian palm motion + IK
     (or, for the envs a phase puts in ``jmode``, a joint-space move to ``jgoal``)."""
 
@@ -148,9 +150,9 @@ class _Expert:
     def _plan(self, env, ids: np.ndarray, obs) -> None:
         """Per-episode decisions for envs ``ids`` (grasp yaw, ...)."""
 
+    @abc.abstractmethod
     def _targets(self, env, obs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(palm rotation (N, 3, 3), palm position (N, 3), hand joints (N, 16)) targets; advances phases."""
-        raise NotImplementedError
 
     def __call__(self, env, obs=None) -> np.ndarray:
         env = _unwrap(env)

@@ -22,6 +22,8 @@ when the object leaves the table's region.
 
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 
 from hop_robot.embodiment import spec
@@ -78,8 +80,9 @@ class _GraspVectorEnv(TaskVectorEnv):
         self._table_lo = np.array([table.table_distance - table.table_size[0] / 2, -table.table_size[1] / 2])
         self._table_hi = np.array([table.table_distance + table.table_size[0] / 2, table.table_size[1] / 2])
 
+    @abc.abstractmethod
     def _goal_for(self, ids: np.ndarray, pose: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """(len(ids), 3) the goal of the envs ``ids`` whose object starts at ``pose (len(ids), 7)``."""
 
     def _task_reset(self, ids: np.ndarray) -> None:
         obs = self._obs
