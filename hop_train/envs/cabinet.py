@@ -84,20 +84,27 @@ class OpenCabinetVectorEnv(TaskVectorEnv):
         """(N,) how far each drawer is open (m)."""
         return self.sim.qpos[:, self._drawer_qpos].copy()
 
+    def _read_drawer(self) -> None:
+        """The drawers' opening and its speed, read once per step (reward, cloud and state use them)."""
+        self._opening = self.opening()
+        self._opening_vel = self.sim.qvel[:, self._drawer_dof]
+
     def _task_reset(self, ids: np.ndarray) -> None:
         self.hold[ids] = 0
+        self._read_drawer()
 
     def _handle_segment(self, opening: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ends = self.cabinet.handle_axis_points(opening, 2)  # (N, 2, 3)
         return ends[:, 0], ends[:, 1]
 
     def _task_cloud(self, obs) -> np.ndarray:
-        centre = self.cabinet.handle_closed - np.outer(self.opening(), [1.0, 0.0, 0.0])
+        centre = self.cabinet.handle_closed - np.outer(self._opening, [1.0, 0.0, 0.0])
         return self._handle_cloud[None] + centre[:, None]
 
     def _task_step(self, obs):
         r = REWARD
-        opening = self.opening()
+        self._read_drawer()
+        opening = self._opening
         a, b = self._handle_segment(opening)
         d = segment_distance(obs.keypoints[:, TIP_SLOTS], a, b)  # (N, 4): index, middle, ring, thumb
         eps = r["proximity_eps"]
@@ -113,10 +120,10 @@ class OpenCabinetVectorEnv(TaskVectorEnv):
         return sum(terms.values()), terms, success, failed
 
     def _task_state(self, obs) -> np.ndarray:
-        opening = self.opening()
+        opening = self._opening
         centre = self.cabinet.handle_closed - np.outer(opening, [1.0, 0.0, 0.0])
         return np.concatenate(
-            [opening[:, None], self.sim.qvel[:, self._drawer_dof, None], centre, (self.hold / HOLD_STEPS)[:, None]], axis=1
+            [opening[:, None], self._opening_vel[:, None], centre, (self.hold / HOLD_STEPS)[:, None]], axis=1
         )
 
 

@@ -29,6 +29,12 @@ def _json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _over_seeds(folder: Path, run: str, split: str, seeds: list[int]) -> list[dict]:
+    """The evaluation summaries ``<run>_seed<s>_<split>.json`` that exist, over ``seeds``."""
+    found = [_json(folder / f"{run}_seed{s}_{split}.json") for s in seeds]
+    return [f for f in found if f]
+
+
 def _csv(path: Path) -> list[dict[str, float]]:
     if not path.exists():
         return []
@@ -143,8 +149,7 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
             for objects in ("train", "heldout"):
                 rows, returns = {}, {}
                 for init in ("prior", "scratch"):
-                    found = [_json(res / "bc" / f"{task}_{count}demos_{init}_seed{s}_{objects}.json") for s in cfg.seeds]
-                    found = [f for f in found if f]
+                    found = _over_seeds(res / "bc", f"{task}_{count}demos_{init}", objects, cfg.seeds)
                     if found:
                         rows[init] = _pooled(found) + (len(found),)
                         returns[init] = float(np.mean([f["mean_return"] for f in found]))
@@ -185,8 +190,7 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
         for method in cfg.ppo_methods:
             row = []
             for split in ("train", "heldout", "perturb"):
-                found = [_json(res / "ppo" / f"{task}_{method}_seed{s}_{split}.json") for s in cfg.seeds]
-                found = [f for f in found if f]
+                found = _over_seeds(res / "ppo", f"{task}_{method}", split, cfg.seeds)
                 if found:
                     finals[method][split] = _pooled(found) + (len(found),)
                     row.append(_fmt(*finals[method][split][:3], finals[method][split][4]))
@@ -241,8 +245,7 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
         if base:
             lines.append(f"| all three on (HOP) | {_fmt(*base[:3], base[4])} |")
         for off in cfg.ablations:
-            found = [_json(res / "ablation" / f"{task}_hop_no_{off}_seed{s}_train.json") for s in cfg.seeds]
-            found = [f for f in found if f]
+            found = _over_seeds(res / "ablation", f"{task}_hop_no_{off}", "train", cfg.seeds)
             if found:
                 p = _pooled(found)
                 lines.append(f"| without {off} | {_fmt(p[0], p[1], p[2], len(found))} |")
