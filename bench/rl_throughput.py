@@ -46,9 +46,9 @@ def setup(n: int):
     policy = HopPolicy()
     d = env.single_observation_space["state"].shape[0]
     cfg = PPOConfig(num_envs=n, horizon=10, minibatch_size=min(512, n * 10), critic_warmup_steps=0)
-    ac = ActorCritic(policy, d)
+    ac = ActorCritic(policy, d, cfg.init_std, cfg.detach_critic_tokens)
     storage = RolloutStorage(n, cfg.horizon, policy.context, env.num_points, d, 23)
-    return env, ac, storage, RolloutCollector(env, ac, storage), PPO(ac, cfg)
+    return env, ac, storage, RolloutCollector(env, ac, storage, cfg), PPO(ac, cfg)
 
 
 @torch.no_grad()

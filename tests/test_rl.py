@@ -28,9 +28,9 @@ def small_setup(task="GraspLift-v0", seed=0, **ppo):
     policy = HopPolicy(width=32, num_layers=1, num_heads=2)
     state_dim = env.single_observation_space["state"].shape[0]
     cfg = PPOConfig(num_envs=N, horizon=T, minibatch_size=3 * T, **ppo)
-    ac = ActorCritic(policy, state_dim, cfg.init_std, detach_critic_tokens=cfg.detach_critic_tokens)
+    ac = ActorCritic(policy, state_dim, cfg.init_std, cfg.detach_critic_tokens)
     storage = RolloutStorage(N, T, policy.context, env.num_points, state_dim, 23)
-    collector = RolloutCollector(env, ac, storage, cfg.reward_scale, cfg.gamma, cfg.lam, seed=seed)
+    collector = RolloutCollector(env, ac, storage, cfg, seed=seed)
     return env, ac, storage, collector, PPO(ac, cfg, seed)
 
 
@@ -121,9 +121,9 @@ def test_moving_average_action_space():
     env = make_vector("GraspLift-v0", 2, episode_steps=12, nthread=1)
     policy = HopPolicy(width=32, num_layers=1, num_heads=2)
     state_dim = env.single_observation_space["state"].shape[0]
-    ac = ActorCritic(policy, state_dim, init_std=1e-6)
+    ac = ActorCritic(policy, state_dim, init_std=1e-6, detach_critic_tokens=True)
     storage = RolloutStorage(2, 3, policy.context, env.num_points, state_dim, 23)
-    collector = RolloutCollector(env, ac, storage, action_space="moving_average", ma_alpha=0.25)
+    collector = RolloutCollector(env, ac, storage, PPOConfig(), action_space="moving_average", ma_alpha=0.25)
     start = collector.obs["proprio"].astype(np.float64).copy()
     sent = []
     step = env.step

@@ -36,6 +36,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from hop_robot.drivers.sim import SimRobotConfig
 from hop_robot.embodiment import spec
 from hop_robot.geometry import quat_to_matrix, yaw_quat
 from hop_robot.sim import CompiledScene, SceneConfig, build_scene, make_simulator
@@ -47,8 +48,8 @@ __all__ = ["TaskConfig", "TaskEnv", "TaskVectorEnv", "CAMERA_POSITION"]
 
 TIP_SLOTS = slice(5, 9)  # fingertip keypoints in spec.KEYPOINT_SITES (index, middle, ring, thumb)
 PALM_SLOT = 0
-# The robot loop's depth camera (hop_robot.drivers.sim.SimRobotConfig), for cloud="camera".
-CAMERA_POSITION = np.array([1.35, 0.0, 0.62])
+# The simulated robot's depth camera (its config is the one place for it), for cloud="camera".
+CAMERA_POSITION = np.asarray(SimRobotConfig().camera_position, dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -58,18 +58,18 @@ class ActorCritic(nn.Module):
     Args:
         policy: the (pretrained or fresh) HopPolicy.
         state_dim: the critic's privileged state size (without the point token).
-        init_std: initial action std in scaled units (HOP: 0.1; 0.5 Open Cabinet).
+        init_std: initial action std in scaled units (``PPOConfig.init_std``: HOP's 0.1; 0.5 Open Cabinet).
+        detach_critic_tokens: HOP modification 3 (``PPOConfig.detach_critic_tokens``).
         critic_hidden: the critic MLP's hidden sizes (HOP: 512, 256, 128).
-        detach_critic_tokens: HOP modification 3.
     """
 
     def __init__(
         self,
         policy: HopPolicy,
         state_dim: int,
-        init_std: float = 0.1,
+        init_std: float,
+        detach_critic_tokens: bool,
         critic_hidden: tuple[int, ...] = (512, 256, 128),
-        detach_critic_tokens: bool = True,
     ) -> None:
         super().__init__()
         self.actor = policy

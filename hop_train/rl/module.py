@@ -19,6 +19,7 @@ Logged per rollout: ``rollout/return``, ``rollout/success``,
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import time
 from typing import Any, Optional
 
@@ -40,6 +41,9 @@ from .rollout import RolloutCollector
 from .storage import RolloutStorage
 
 __all__ = ["HopPPOModule"]
+
+# The policy's defaults live in HopPolicy's signature (one place); the module refers to them.
+_POLICY = {name: p.default for name, p in inspect.signature(HopPolicy).parameters.items()}
 
 
 class _Iterations(IterableDataset):
@@ -64,7 +68,7 @@ class HopPPOModule(pl.LightningModule):
         dapg, amp: their settings (``DAPGConfig``, ``AMPConfig``).
         action_space: ``absolute`` (HOP) or ``moving_average`` (the scratch-PPO baseline).
         ma_alpha: α of the moving-average action space.
-        objects, episode_steps, env_threads: task options (``TaskConfig``).
+        objects, episode_steps, env_threads: task options (``TaskConfig``; None: the task's).
         width, num_layers, num_heads, context, num_points: the policy's
             architecture (must match ``init_from``); the paper's by default.
         seed: env and sampling seed.
@@ -84,15 +88,15 @@ class HopPPOModule(pl.LightningModule):
         amp: AMPConfig = AMPConfig(),
         action_space: str = "absolute",
         ma_alpha: float = 0.2,
-        objects: str = "train",
-        episode_steps: int = 600,
+        objects: Optional[str] = None,
+        episode_steps: Optional[int] = None,
         env_threads: int = 0,
-        width: int = 192,
-        num_layers: int = 4,
-        num_heads: int = 4,
-        context: int = spec.CONTEXT,
-        num_points: int = spec.NUM_POINTS,
-        action_tanh: bool = False,
+        width: int = _POLICY["width"],
+        num_layers: int = _POLICY["num_layers"],
+        num_heads: int = _POLICY["num_heads"],
+        context: int = _POLICY["context"],
+        num_points: int = _POLICY["num_points"],
+        action_tanh: bool = _POLICY["action_tanh"],
         seed: int = 0,
         eval_every: int = 0,
         eval_envs: int = 16,
@@ -115,7 +119,7 @@ class HopPPOModule(pl.LightningModule):
             init_policy_from(policy, init_from, {"width": width, "num_layers": num_layers, "num_heads": num_heads,
                                                  "context": context, "num_points": num_points, "action_tanh": action_tanh})  # fmt: skip
         self._state_dim = self._task_state_dim(task)
-        self.ac = ActorCritic(policy, self._state_dim, self.cfg.init_std, detach_critic_tokens=self.cfg.detach_critic_tokens)
+        self.ac = ActorCritic(policy, self._state_dim, self.cfg.init_std, self.cfg.detach_critic_tokens)
         if algorithm == "ppo":
             self.algorithm = PPO(self.ac, self.cfg, seed)
         else:
@@ -149,12 +153,12 @@ class HopPPOModule(pl.LightningModule):
         from hop_train.envs import make_vector
 
         h = self.hparams
-        self.env = make_vector(h.task, self.cfg.num_envs, objects=h.objects, episode_steps=h.episode_steps,
-                               nthread=h.env_threads)  # fmt: skip
+        options = {k: h[k] for k in ("objects", "episode_steps") if h[k] is not None}
+        self.env = make_vector(h.task, self.cfg.num_envs, nthread=h.env_threads, **options)
         storage = RolloutStorage(self.cfg.num_envs, self.cfg.horizon, h.context, h.num_points, self._state_dim, spec.NUM_JOINTS)
         reward_fn = self.algorithm.reward if isinstance(self.algorithm, AMP) else None
-        self.collector = RolloutCollector(self.env, self.ac, storage, self.cfg.reward_scale, self.cfg.gamma, self.cfg.lam,
-                                          h.action_space, h.ma_alpha, h.seed + self.global_step, reward_fn)  # fmt: skip
+        self.collector = RolloutCollector(self.env, self.ac, storage, self.cfg, h.action_space, h.ma_alpha,
+                                          h.seed + self.global_step, reward_fn)  # fmt: skip
         if isinstance(self.algorithm, DAPG) and self.global_step == 0 and self.algorithm.dapg.bc_steps > 0:
             losses = self.algorithm.behaviour_clone()  # DAPG's warm start
             self.print(f"DAPG behaviour-cloning warm start: L1 {losses[0]:.4f} -> {losses[-1]:.4f} in {len(losses)} steps")

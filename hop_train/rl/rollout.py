@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .actor_critic import ActorCritic
+from .ppo import PPOConfig
 from .storage import RolloutStorage
 
 __all__ = ["EpisodeStats", "RolloutCollector"]
@@ -41,19 +42,19 @@ class RolloutCollector:
         env,
         ac: ActorCritic,
         storage: RolloutStorage,
-        reward_scale: float = 0.1,
-        gamma: float = 0.99,
-        lam: float = 0.95,
+        config: PPOConfig,
         action_space: str = "absolute",
-        ma_alpha: float = 0.2,
+        ma_alpha: float | None = None,
         seed: int = 0,
         reward_fn=None,
     ) -> None:
         if action_space not in ("absolute", "moving_average"):
             raise ValueError(f"action_space must be 'absolute' or 'moving_average', got {action_space!r}")
+        if action_space == "moving_average" and ma_alpha is None:
+            raise ValueError("the moving-average action space needs ma_alpha (HopPPOModule's ma_alpha)")
         self.env, self.ac, self.storage = env, ac, storage
-        self.reward_scale, self.action_space, self.ma_alpha = reward_scale, action_space, ma_alpha
-        self.gamma, self.lam = gamma, lam
+        self.reward_scale, self.action_space, self.ma_alpha = config.reward_scale, action_space, ma_alpha
+        self.gamma, self.lam = config.gamma, config.lam
         # reward_fn(task_reward (N,), proprio_before (N, 23), proprio_after (N, 23)) -> (N,): AMP's mixing
         self.reward_fn = reward_fn
         self.obs, _ = env.reset(seed=seed)
