@@ -105,12 +105,13 @@ def load_policy(spec_: str, env, threads: int | None = None) -> Callable[[dict, 
         from hop_train.checkpoint import export_checkpoint
         from hop_train.export import IncompatibleCheckpointError
 
-        tmp = Path(tempfile.mkdtemp(prefix="hop-eval-")) / "policy.pt"
-        try:
-            export_checkpoint(path, tmp, check=False)
-        except IncompatibleCheckpointError as exc:
-            raise PolicyError(str(exc)) from None
-        path = tmp
+        with tempfile.TemporaryDirectory(prefix="hop-eval-") as tmp:  # the loaded module needs no file afterwards
+            exported = Path(tmp) / "policy.pt"
+            try:
+                export_checkpoint(path, exported, check=False)
+            except IncompatibleCheckpointError as exc:
+                raise PolicyError(str(exc)) from None
+            return BatchedPolicy(exported, n, env.num_points, threads)
     return BatchedPolicy(path, n, env.num_points, threads)
 
 
