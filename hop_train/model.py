@@ -20,13 +20,34 @@ step's output. Timestep embeddings are right-aligned: the last step of a window
 always gets index ``context - 1``, so a short unpadded window (T < context) and
 the same steps left-padded to ``context`` give the same actions.
 
+Two position schemes, chosen by ``HopPolicy(positions=...)``:
+
+- ``"window"`` (default, the paper's): the learned, right-aligned timestep
+  embedding above and full causal attention inside a window of at most
+  ``context`` steps. A step's tokens change as it slides through the window,
+  so keys and values cannot be cached: every action recomputes its window.
+- ``"relative"``: no timestep embedding; attention carries ALiBi biases
+  ``-m_h * (t_q - t_k)`` by step distance (Press et al. 2022, "Train Short,
+  Test Long") and a query at step ``t`` sees only the keys of steps
+  ``t - context + 1 .. t`` (a band of ``2 context`` tokens; causal inside the
+  step pair as above). Nothing depends on a token's absolute position, so a
+  step's keys and values never change once computed: ``init_cache`` /
+  ``step`` act one step at a time from a per-env ring buffer of the last
+  ``context`` steps' keys and values per layer and equal the banded forward
+  over the whole episode (``forward_tokens`` takes windows of any length for
+  this variant). Layers compose, so an action depends on up to
+  ``receptive_field = num_layers * (context - 1) + 1`` steps: a window of
+  ``context`` steps is the banded forward cut short, equal to the
+  incremental form only within an episode's first ``context`` steps; a window
+  of ``receptive_field`` steps equals it always.
+
 The module is plain ``torch.nn.Module`` and scriptable (``hop_train.export``).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +55,9 @@ from torch import Tensor, nn
 
 from hop_robot.embodiment.spec import CONTEXT, NUM_JOINTS, NUM_POINTS
 
-__all__ = ["HopPolicy", "PointNet", "masked_l1"]
+__all__ = ["POSITIONS", "HopPolicy", "PointNet", "alibi_slopes", "masked_l1"]
+
+POSITIONS = ("window", "relative")  # HopPolicy(positions=...): module doc
 
 
 class PointNet(nn.Module):
@@ -142,6 +165,12 @@ class _SparseMaxPoolMLP(torch.autograd.Function):
         return None, None, grad_w1, d1.sum(0), grad_w2, d2.sum(0), grad_w3, grad_b3
 
 
+def alibi_slopes(num_heads: int) -> Tensor:
+    """ALiBi's head slopes (Press et al. 2022): the geometric sequence
+    ``2^(-8 (h + 1) / H)``, so heads range from sharply local to nearly flat."""
+    return torch.tensor([2.0 ** (-8.0 * (h + 1) / num_heads) for h in range(num_heads)])
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, width: int, num_heads: int) -> None:
         super().__init__()
@@ -152,9 +181,10 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(width, width)
 
     def forward(self, x: Tensor, attn_mask: Optional[Tensor], last_only: bool = False) -> Tensor:
-        """``x (B, L, d)``; ``attn_mask (B, 1, L, L)`` bool (True = may attend) or
-        None for plain causal attention. ``last_only``: the output of the last
-        token only, ``(B, 1, d)`` (it attends to every token anyway)."""
+        """``x (B, L, d)``; ``attn_mask (B, 1, L, L)`` bool (True = may attend), a
+        float bias ``(B or 1, H, L, L)`` (the relative variant: ALiBi, ``-inf``
+        off the band) or None for plain causal attention. ``last_only``: the
+        output of the last token only, ``(B, 1, d)`` (it attends to every token anyway)."""
         b, n, d = x.shape
         h = self.num_heads
         if not last_only:
@@ -162,14 +192,47 @@ class CausalSelfAttention(nn.Module):
             if attn_mask is None:
                 y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
             else:
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=_like(attn_mask, q))
             return self.proj(y.transpose(1, 2).reshape(b, n, d))
         weight, bias = self.qkv.weight, self.qkv.bias
         q = F.linear(x[:, n - 1 :], weight[:d], bias[:d]).view(b, 1, h, d // h).transpose(1, 2)
         k, v = F.linear(x, weight[d:], bias[d:]).view(b, n, 2, h, d // h).permute(2, 0, 3, 1, 4).unbind(0)
-        last_mask = None if attn_mask is None else attn_mask[:, :, n - 1 :]
+        last_mask = None if attn_mask is None else _like(attn_mask[:, :, n - 1 :], q)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=last_mask)
         return self.proj(y.transpose(1, 2).reshape(b, 1, d))
+
+    def step(self, x: Tensor, keys: Tensor, values: Tensor, slot: Tensor, bias: Tensor, last_only: bool) -> Tensor:
+        """One step of N envs from their key/value ring buffers (the relative variant).
+
+        ``x (N, 2, d)``: the step's [proprio, points] tokens. Their keys and
+        values are written into ``slot (N,)`` of ``keys, values (N, C, 2, H,
+        d/H)`` (in place: the slot held the step that just left the band),
+        then both tokens attend to all ``2 C`` cached tokens with ``bias (N,
+        H, 2, 2C)`` (ALiBi, ``-inf`` on stale slots and on the step's own
+        points key for its proprio query). ``last_only``: the points token's
+        output only, ``(N, 1, d)`` (the last layer: nothing reads the other)."""
+        n, _, d = x.shape
+        h = self.num_heads
+        q, k, v = self.qkv(x).view(n, 2, 3, h, d // h).unbind(2)  # (N, 2, H, d/H) each
+        env = torch.arange(n, device=x.device)
+        keys.index_put_((env, slot), k)
+        values.index_put_((env, slot), v)
+        c = keys.shape[1]
+        if last_only:
+            q, bias = q[:, 1:], bias[:, :, 1:]
+        y = F.scaled_dot_product_attention(
+            q.transpose(1, 2),
+            keys.view(n, 2 * c, h, d // h).transpose(1, 2),
+            values.view(n, 2 * c, h, d // h).transpose(1, 2),
+            attn_mask=_like(bias, q),
+        )
+        return self.proj(y.transpose(1, 2).reshape(n, q.shape[1], d))
+
+
+def _like(mask: Tensor, query: Tensor) -> Tensor:
+    """A float attention bias in the query's dtype (SDPA requires it; under
+    autocast the bias is float32 and the query low precision); bool masks as they are."""
+    return mask if mask.dtype == torch.bool else mask.to(query.dtype)
 
 
 class Block(nn.Module):
@@ -186,7 +249,15 @@ class Block(nn.Module):
     def forward(self, x: Tensor, attn_mask: Optional[Tensor], last_only: bool = False) -> Tensor:
         """``(B, L, d) -> (B, L, d)``, or ``(B, 1, d)`` for the last token with ``last_only``."""
         y = self.attn(self.ln_1(x), attn_mask, last_only)
-        x = (x[:, x.shape[1] - 1 :] if last_only else x) + y
+        return self._feed_forward((x[:, x.shape[1] - 1 :] if last_only else x) + y)
+
+    def step(self, x: Tensor, keys: Tensor, values: Tensor, slot: Tensor, bias: Tensor, last_only: bool) -> Tensor:
+        """``forward`` for one step of N envs from their caches (``CausalSelfAttention.step``):
+        ``(N, 2, d) -> (N, 2, d)``, or ``(N, 1, d)`` (the points token) with ``last_only``."""
+        y = self.attn.step(self.ln_1(x), keys, values, slot, bias, last_only)
+        return self._feed_forward((x[:, 1:] if last_only else x) + y)
+
+    def _feed_forward(self, x: Tensor) -> Tensor:
         # Exact (erf) GELU: ~3x cheaper than the tanh form on CPU; the paper's
         # GPT-2 uses the tanh approximation (|difference| < 1e-3).
         return x + self.proj(F.gelu(self.fc(self.ln_2(x))))
@@ -204,11 +275,16 @@ class HopPolicy(nn.Module):
         width: token width ``d``.
         num_layers: transformer blocks.
         num_heads: attention heads.
-        context: steps per window (2 tokens each); also the timestep table size.
+        context: steps per window (2 tokens each); also the timestep table
+            size (``window``) or the attention band (``relative``).
         num_points: object points per step the policy is trained with. The
             PointNet accepts any P; this number is recorded for export.
         action_tanh: squash actions with tanh into (-1, 1). The paper trains
             without it (targets can sit exactly on a limit).
+        positions: ``"window"`` (the paper's right-aligned timestep embedding;
+            checkpoints and exports from before this option are this) or
+            ``"relative"`` (ALiBi biases and banded attention, so rollouts can
+            cache keys and values: ``init_cache`` / ``step``). Module doc.
     """
 
     def __init__(
@@ -220,22 +296,30 @@ class HopPolicy(nn.Module):
         context: int = CONTEXT,  # paper: 16 steps of history
         num_points: int = NUM_POINTS,  # paper: 100-point object clouds
         action_tanh: bool = False,  # paper: off
+        positions: str = "window",  # paper: a learned timestep embedding
     ) -> None:
         super().__init__()
+        if positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
         self.num_joints = num_joints
         self.width = width
         self.context = context
         self.num_points = num_points
         self.action_tanh = action_tanh
+        self.positions = positions
+        self.relative = positions == "relative"
+        # Steps an action depends on: the window, or the band composed over the layers.
+        self.receptive_field = num_layers * (context - 1) + 1 if self.relative else context
 
         self.embed_proprio = nn.Linear(num_joints, width)
         self.point_encoder = PointNet(width)
-        self.embed_timestep = nn.Embedding(context, width)
+        self.embed_timestep = None if self.relative else nn.Embedding(context, width)
         self.embed_ln = nn.LayerNorm(width)  # as the paper's code, before the blocks
         self.blocks = nn.ModuleList([Block(width, num_heads) for _ in range(num_layers)])
         self.ln_f = nn.LayerNorm(width)
         self.action_head = nn.Linear(width, num_joints)
         self.register_buffer("_causal", torch.ones(2 * context, 2 * context).tril().bool(), persistent=False)
+        self.register_buffer("_slopes", alibi_slopes(num_heads), persistent=False)
         self._init_weights(num_layers)
 
     # ------------------------------------------------------------------ init
@@ -297,25 +381,40 @@ class HopPolicy(nn.Module):
         """``forward`` with the point clouds already encoded: ``point_tokens (B, T, d)``.
 
         ``last_step_only``: return ``(B, 1, 23)``, the last step's action only;
-        the final block then computes just that token (what deployment needs)."""
+        the final block then computes just that token (what deployment needs).
+        The relative variant takes any T (attention stays within the band)."""
         b, t, _ = proprio.shape
-        if t > self.context:
+        if t > self.context and not self.relative:
             raise ValueError(f"window of {t} steps is longer than the context ({self.context})")
-        time = self.embed_timestep.weight[self.context - t :]  # right-aligned, (T, d)
-        tokens = torch.stack((self.embed_proprio(proprio) + time, point_tokens + time), dim=2)
-        x = self.embed_ln(tokens.view(b, 2 * t, self.width))  # [p_0, x_0, p_1, x_1, ...]
+        x = self._embed(proprio, point_tokens)  # [p_0, x_0, p_1, x_1, ...]
 
         attn_mask: Optional[Tensor] = None
-        if mask is not None and not bool(mask.all()):
+        if self.relative:
+            attn_mask = self._band_bias(mask, t, proprio.device)
+        elif mask is not None and not bool(mask.all()):
             attn_mask = self._attention_mask(mask)
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
             x = block(x, attn_mask, last_step_only and i == last)
 
         if last_step_only:
-            actions = self.action_head(self.ln_f(x))  # the last token is step T-1's point token
-        else:
-            actions = self.action_head(self.ln_f(x.view(b, t, 2, self.width)[:, :, 1]))
+            return self._act(x)  # the last token is step T-1's point token
+        return self._act(x.view(b, t, 2, self.width)[:, :, 1])
+
+    def _embed(self, proprio: Tensor, point_tokens: Tensor) -> Tensor:
+        """``(B, T, 23), (B, T, d)`` -> the token sequence ``(B, 2T, d)``, with the
+        right-aligned timestep embedding for the window variant."""
+        b, t, _ = proprio.shape
+        p = self.embed_proprio(proprio)
+        if self.embed_timestep is not None:
+            time = self.embed_timestep.weight[self.context - t :]  # right-aligned, (T, d)
+            p, point_tokens = p + time, point_tokens + time
+        tokens = torch.stack((p, point_tokens), dim=2)
+        return self.embed_ln(tokens.view(b, 2 * t, self.width))
+
+    def _act(self, x: Tensor) -> Tensor:
+        """Point-token outputs ``(..., d)`` -> actions ``(..., 23)``."""
+        actions = self.action_head(self.ln_f(x))
         if self.action_tanh:
             actions = torch.tanh(actions)
         return actions
@@ -328,6 +427,79 @@ class HopPolicy(nn.Module):
         causal = self._causal[:n, :n]
         eye = torch.eye(n, dtype=torch.bool, device=mask.device)
         return (causal & key_valid) | eye
+
+    def _band_bias(self, mask: Optional[Tensor], t: int, device: torch.device) -> Tensor:
+        """The relative variant's attention over a window of ``t`` steps: ``(B or 1,
+        H, 2T, 2T)`` float, ALiBi's ``-m_h * (step_q - step_k)`` where a query may
+        attend (causal on tokens, keys within ``context`` steps, not padded;
+        always itself, as ``_attention_mask``), ``-inf`` elsewhere."""
+        step = torch.arange(t, device=device).repeat_interleave(2)
+        distance = step[:, None] - step[None, :]  # (2T, 2T), in steps
+        n = 2 * t
+        token = torch.arange(n, device=device)
+        allowed = ((token[:, None] >= token[None, :]) & (distance < self.context)).unsqueeze(0)  # (1, 2T, 2T)
+        if mask is not None:
+            eye = torch.eye(n, dtype=torch.bool, device=device)
+            allowed = (allowed & mask.repeat_interleave(2, dim=1)[:, None, :]) | eye  # (B, 2T, 2T)
+        return self._alibi(distance.unsqueeze(0), allowed.unsqueeze(1))
+
+    def _alibi(self, distance: Tensor, allowed: Tensor) -> Tensor:
+        """ALiBi bias (Press et al. 2022) ``-m_h * distance`` per head, ``-inf``
+        where not ``allowed``: ``distance (..., Lq, Lk)`` steps, ``allowed``
+        broadcastable with a head axis at -3 -> ``(..., H, Lq, Lk)``."""
+        bias = -self._slopes[:, None, None] * distance.unsqueeze(-3).to(self._slopes.dtype)
+        return torch.where(allowed, bias, torch.full_like(bias[..., :1, :1, :1], float("-inf")))
+
+    # ------------------------------------------------------- incremental (relative)
+    @torch.jit.export
+    def init_cache(self, num_envs: int) -> List[Tensor]:
+        """Empty per-env state for ``step``: ``[steps (N,) int64, then per layer
+        keys, values (N, context, 2, H, d/H)]``; ``steps`` counts each env's steps
+        since its episode started (every env starts a fresh episode)."""
+        if not self.relative:
+            raise RuntimeError("init_cache/step need HopPolicy(positions='relative'); the window variant cannot cache")
+        device = self.embed_proprio.weight.device
+        dtype = self.embed_proprio.weight.dtype
+        cache = [torch.zeros(num_envs, dtype=torch.long, device=device)]
+        for block in self.blocks:
+            h = block.attn.num_heads
+            shape = [num_envs, self.context, 2, h, self.width // h]
+            cache += [torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device)]
+        return cache
+
+    @torch.jit.export
+    def step(self, cache: List[Tensor], proprio: Tensor, point_tokens: Tensor, reset: Tensor) -> Tensor:
+        """The next actions ``(N, 23)`` (scaled) of N envs, one step each, from
+        their caches (updated in place): ``proprio (N, 23)`` scaled,
+        ``point_tokens (N, d)``, ``reset (N,)`` bool: the env's episode starts
+        at this step (its cached steps are forgotten). Equals the last step of
+        ``forward_tokens`` over each env's episode so far (relative variant only)."""
+        if not self.relative:
+            raise RuntimeError("init_cache/step need HopPolicy(positions='relative'); the window variant cannot cache")
+        steps = cache[0]
+        steps.masked_fill_(reset, 0)
+        bias = self._step_bias(steps)
+        slot = steps % self.context  # the ring buffer's slot of this step: it held step t - context
+        x = self._embed(proprio.unsqueeze(1), point_tokens.unsqueeze(1))  # (N, 2, d)
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            x = block.step(x, cache[1 + 2 * i], cache[2 + 2 * i], slot, bias, i == last)
+        steps.add_(1)
+        return self._act(x[:, 0])
+
+    def _step_bias(self, steps: Tensor) -> Tensor:
+        """``_band_bias``'s two rows for the current step of each env, over the
+        ring buffer's ``2 context`` tokens: ``(N, H, 2, 2C)``. Slot ``j`` holds
+        step ``t - ((t - j) mod C)`` (``t = steps``), stale (``-inf``) if that is
+        before the episode's start; the proprio query never sees its own step's
+        points key."""
+        c = self.context
+        slots = torch.arange(c, device=steps.device)
+        distance = ((steps[:, None] - slots[None, :]) % c).repeat_interleave(2, dim=1)  # (N, 2C)
+        fresh = distance <= steps[:, None]
+        points_key = (torch.arange(2 * c, device=steps.device) % 2 == 1)[None, :]
+        allowed = torch.stack((fresh & ~((distance == 0) & points_key), fresh), dim=1)  # (N, 2, 2C)
+        return self._alibi(distance[:, None, :], allowed.unsqueeze(1))
 
 
 def masked_l1(pred: Tensor, target: Tensor, mask: Optional[Tensor] = None) -> Tensor:

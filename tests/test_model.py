@@ -1,5 +1,7 @@
 """HopPolicy: shapes, causality, padding, right-aligned time, the sparse PointNet
-backward, parameter groups, and that it can fit a toy batch."""
+backward, parameter groups, and that it can fit a toy batch; for the relative
+variant, incremental stepping with resets against the banded forward, and that
+the default variant is unchanged."""
 
 from __future__ import annotations
 
@@ -31,10 +33,11 @@ def make_inputs(b=3, t=16, p=P, seed=0):
     return proprio, points
 
 
-@pytest.fixture(scope="module")
-def model():
+@pytest.fixture(scope="module", params=["window", "relative"])
+def model(request):
+    """Both position schemes: every window property below holds for each."""
     torch.manual_seed(0)
-    return HopPolicy(num_points=P).eval()
+    return HopPolicy(num_points=P, positions=request.param).eval()
 
 
 def test_shapes(model):
@@ -44,8 +47,11 @@ def test_shapes(model):
         assert out.shape == (3, t, NUM_JOINTS)
         assert model(proprio, points).shape == (3, t, NUM_JOINTS)  # mask=None: all valid
     assert model.encode_points(points).shape == (3, 1, 192)
-    with pytest.raises(ValueError, match="context"):
-        model(*make_inputs(t=17))
+    if model.relative:  # banded attention takes any length
+        assert model(*make_inputs(t=17)).shape == (3, 17, NUM_JOINTS)
+    else:
+        with pytest.raises(ValueError, match="context"):
+            model(*make_inputs(t=17))
 
 
 def test_causal(model):
@@ -152,6 +158,7 @@ def test_param_groups():
             expect = isinstance(module, nn.Linear) and name == "weight"
             assert (id(p) in decay_ids) == expect, (type(module).__name__, name)
     assert id(model.embed_timestep.weight) not in decay_ids
+    assert HopPolicy(num_points=P, positions="relative").embed_timestep is None
     assert id(model.embed_ln.weight) not in decay_ids and id(model.blocks[0].fc.bias) not in decay_ids
 
 
@@ -188,3 +195,89 @@ def test_overfits_a_toy_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.3 * losses[0], losses[::10]
+
+
+# ----------------------------------------------------------------- the two position schemes
+def test_default_variant_is_unchanged():
+    """``positions="window"`` is the default and computes what it did before the
+    option existed (values recorded from that code): old checkpoints and
+    exports keep their keys and behaviour."""
+    torch.manual_seed(0)
+    m = HopPolicy(width=32, num_layers=2, num_heads=2, num_points=20).eval()
+    assert m.positions == "window" and m.receptive_field == m.context
+    assert "embed_timestep.weight" in m.state_dict() and not any("slopes" in k for k in m.state_dict())
+    g = torch.Generator().manual_seed(0)
+    proprio = torch.rand(3, 16, 23, generator=g) * 2 - 1
+    points = torch.rand(3, 16, 20, 3, generator=g)
+    mask = torch.ones(3, 16, dtype=torch.bool)
+    mask[1, :5] = False
+    with torch.no_grad():
+        full = m(proprio, points, mask)
+        last = m.forward_tokens(proprio[:, 4:], m.encode_points(points[:, 4:]), mask[:, 4:], last_step_only=True)
+    recorded = torch.tensor([0.10953439027070999, -0.0070073651149868965, -0.003217646386474371, 0.11783848702907562])
+    torch.testing.assert_close(full[0, -1, :4], recorded, atol=1e-6, rtol=0)
+    assert float(full.sum()) == pytest.approx(34.4466438293457, abs=1e-4)
+    assert float(last.sum()) == pytest.approx(2.1282196044921875, abs=1e-4)
+    with pytest.raises(RuntimeError, match="relative"):
+        m.init_cache(2)
+
+
+def _relative_model(**kwargs):
+    torch.manual_seed(0)
+    m = HopPolicy(width=32, num_layers=3, num_heads=2, context=4, num_points=P, positions="relative", **kwargs).eval()
+    with torch.no_grad():  # weights far from GPT-2's small init, so distant steps matter
+        for p in m.parameters():
+            p.normal_(0.0, 0.3)
+    return m
+
+
+def _episodes(reset: torch.Tensor):
+    """(env, first, end) of every episode in a (N, S) reset pattern (reset[:, 0] True)."""
+    for i, row in enumerate(reset):
+        starts = row.nonzero().flatten().tolist() + [row.numel()]
+        yield from ((i, a, b) for a, b in zip(starts[:-1], starts[1:]))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+def test_incremental_step_equals_banded_forward_over_each_episode():
+    """``step`` with per-env resets at different steps equals ``forward_tokens``
+    over each whole episode, eagerly and scripted; a window of
+    ``receptive_field`` steps equals it too, a window of ``context`` steps not."""
+    m = _relative_model()
+    n, s = 5, 30
+    g = torch.Generator().manual_seed(1)
+    proprio, tokens = torch.randn(n, s, NUM_JOINTS, generator=g), torch.randn(n, s, 32, generator=g)
+    reset = torch.zeros(n, s, dtype=torch.bool)
+    reset[:, 0] = True
+    reset[1, 7] = reset[2, 3] = reset[2, 20] = reset[3, 1] = reset[3, 2] = reset[4, 29] = True
+    scripted = torch.jit.script(m)
+    with torch.no_grad():
+        outs = []
+        for policy in (m, scripted):
+            cache = policy.init_cache(n)
+            outs.append(torch.stack([policy.step(cache, proprio[:, k], tokens[:, k], reset[:, k]) for k in range(s)], 1))
+        for i, a, b in _episodes(reset):
+            expected = m.forward_tokens(proprio[i : i + 1, a:b], tokens[i : i + 1, a:b])[0]
+            for out in outs:
+                torch.testing.assert_close(out[i, a:b], expected, atol=1e-5, rtol=0)
+        k, rf = 25, m.receptive_field  # env 0: one episode of 30 steps
+        assert rf == 3 * 3 + 1
+        window = lambda t: m.forward_tokens(proprio[:1, k - t + 1 : k + 1], tokens[:1, k - t + 1 : k + 1], last_step_only=True)  # noqa: E731
+        torch.testing.assert_close(window(rf)[0, 0], outs[0][0, k], atol=1e-5, rtol=0)
+        assert (window(m.context)[0, 0] - outs[0][0, k]).abs().max() > 1e-3
+
+
+def test_relative_attention_is_banded():
+    """A query at step t sees steps t - context + 1 .. t only: with one layer a
+    change at step 7 reaches step 10's action (within its band) but not step 11's."""
+    torch.manual_seed(0)
+    one = HopPolicy(width=32, num_layers=1, num_heads=2, context=4, num_points=P, positions="relative").eval()
+    proprio, points = make_inputs(b=2, t=12)
+    with torch.no_grad():
+        tokens = one.encode_points(points)
+        base = one.forward_tokens(proprio, tokens)
+        far = proprio.clone()
+        far[:, 7] += 3.0
+        out = one.forward_tokens(far, tokens)
+    torch.testing.assert_close(out[:, 11], base[:, 11], atol=1e-6, rtol=0)
+    assert not torch.allclose(out[:, 10], base[:, 10])
