@@ -70,16 +70,12 @@ def test_initial_std_is_hops():
     assert PPOConfig().init_std == 0.1 and PPOConfig().critic_warmup_steps == 200
 
 
-def test_rollout_likelihoods_equal_the_update_forward_pass():
-    """The update re-encodes the distinct clouds and gathers windows: before any
-    gradient step it must reproduce the rollout's log-probabilities (each step
-    inferred on its own masked window during the rollout)."""
-    env, ac, storage, collector, ppo = small_setup()
-    collector.collect()
-    storage.compute_returns(np.zeros(N), 0.99, 0.95)
-    mb = next(storage.minibatches(1, torch.Generator().manual_seed(0)))
+def update_log_probs(ac, storage):
+    """What the update computes for the rollout in ``storage``: re-encoded clouds
+    gathered into windows -> (log-probabilities, the rollout's), both (N·T,)."""
     from hop_train.rl.storage import gather_windows
 
+    mb = next(storage.minibatches(1, torch.Generator().manual_seed(0)))
     with torch.no_grad():
         tokens = ac.encode(mb["points"])
         e = mb["proprio"].shape[0]
@@ -87,7 +83,49 @@ def test_rollout_likelihoods_equal_the_update_forward_pass():
         mean = ac.mean(gather_windows(mb["proprio"], c, T).reshape(e * T, c, -1),
                        gather_windows(tokens, c, T).reshape(e * T, c, -1), mb["mask"].reshape(e * T, c))  # fmt: skip
         log_prob = ac.distribution(mean).log_prob(mb["actions"].reshape(e * T, -1)).sum(-1)
-    np.testing.assert_allclose(log_prob.numpy(), mb["log_probs"].reshape(-1).numpy(), atol=2e-3, rtol=1e-5)
+    return log_prob.numpy(), mb["log_probs"].reshape(-1).numpy()
+
+
+def test_rollout_likelihoods_equal_the_update_forward_pass():
+    """The update re-encodes the distinct clouds and gathers windows: before any
+    gradient step it must reproduce the rollout's log-probabilities (each step
+    inferred on its own masked window during the rollout)."""
+    env, ac, storage, collector, ppo = small_setup()
+    collector.collect()
+    storage.compute_returns(np.zeros(N), 0.99, 0.95)
+    np.testing.assert_allclose(*update_log_probs(ac, storage), atol=2e-3, rtol=1e-5)
+    env.close()
+
+
+def test_relative_policy_rolls_out_incrementally_and_equals_the_update(monkeypatch):
+    """A relative-position policy rolls out from per-env key/value caches (no
+    window is recomputed); with the storage spanning its receptive field, the
+    update's windows reproduce the rollout's log-probabilities, also after an
+    update changed the weights (the caches are rebuilt from the history) and
+    across episode restarts (12-step episodes, 5-step rollouts)."""
+    torch.manual_seed(0)
+    env = make_vector("GraspLift-v0", N, episode_steps=12, nthread=1)
+    policy = HopPolicy(width=32, num_layers=2, num_heads=2, context=4, positions="relative")
+    state_dim = env.single_observation_space["state"].shape[0]
+    cfg = PPOConfig(num_envs=N, horizon=T, minibatch_size=3 * T, critic_warmup_steps=0, lr=1e-3, adaptive_kl=False)
+    ac = ActorCritic(policy, state_dim, cfg.init_std, cfg.detach_critic_tokens)
+    assert ac.incremental and ac.window_steps == 2 * 3 + 1
+    storage = RolloutStorage(N, T, ac.window_steps, env.num_points, state_dim, 23)
+    collector, ppo = RolloutCollector(env, ac, storage, cfg), PPO(ac, cfg)
+
+    def no_window(*_):
+        raise AssertionError("the window forward ran during an incremental rollout")
+
+    restarts = 0
+    for _ in range(3):
+        with monkeypatch.context() as patch:
+            patch.setattr(ac, "mean", no_window)
+            collector.collect()
+        restarts += int(storage.dones.sum())
+        np.testing.assert_allclose(*update_log_probs(ac, storage), atol=2e-3, rtol=1e-5)
+        ppo.update(storage)
+        storage.next_rollout()
+    assert restarts >= N  # every env restarted at least once
     env.close()
 
 

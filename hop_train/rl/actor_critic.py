@@ -2,7 +2,8 @@
 
 The actor is the pretrained ``HopPolicy`` itself (the whole transformer is
 finetuned, paper Sec. 3.4) with a state-independent Gaussian: mean = the
-policy's action for the window's last step (scaled joint targets), log-std a
+policy's action for the window's last step (scaled joint targets; for the
+relative-position policy, its cached incremental step), log-std a
 learned vector (HOP modification 1: initial std 0.1, 0.5 for Open Cabinet in
 the public code). The critic is a fresh MLP (512-256-128-1, ELU, as the HOP
 code) on the privileged state and the policy's point-cloud token of the
@@ -98,6 +99,30 @@ class ActorCritic(nn.Module):
     def mean(self, proprio: Tensor, tokens: Tensor, mask: Tensor) -> Tensor:
         """Action means (B, 23) of windows ``proprio (B, C, 23)``, ``tokens (B, C, d)``, ``mask (B, C)``."""
         return self.actor.forward_tokens(proprio, tokens, mask, last_step_only=True)[:, 0]
+
+    @property
+    def incremental(self) -> bool:
+        """The actor caches keys and values (``HopPolicy(positions="relative")``):
+        rollouts use ``step_mean`` instead of recomputing windows."""
+        return self.actor.relative
+
+    @property
+    def window_steps(self) -> int:
+        """Steps a mean depends on (``HopPolicy.receptive_field``): the
+        ``RolloutStorage`` context for which the update's windows reproduce the
+        rollout's means. The window variant: its context. The relative variant:
+        ``num_layers * (context - 1) + 1``; a storage with fewer steps makes the
+        update score a truncated history (rollout and update then differ)."""
+        return self.actor.receptive_field
+
+    def init_cache(self, num_envs: int) -> list[Tensor]:
+        """Fresh per-env key/value caches for ``step_mean`` (``HopPolicy.init_cache``)."""
+        return self.actor.init_cache(num_envs)
+
+    def step_mean(self, cache: list[Tensor], proprio: Tensor, token: Tensor, reset: Tensor) -> Tensor:
+        """Action means (N, 23) of one step per env from its cache (``HopPolicy.step``):
+        ``proprio (N, 23)``, ``token (N, d)``, ``reset (N,)`` bool (the episode starts here)."""
+        return self.actor.step(cache, proprio, token, reset)
 
     def distribution(self, mean: Tensor) -> torch.distributions.Normal:
         return torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean))

@@ -6,6 +6,17 @@ masked at episode starts), samples from the Gaussian, and the env gets the
 sample clamped to [−1, 1] (the HOP code's convention; the unclamped sample
 is stored for the likelihood ratio).
 
+A relative-position policy (``HopPolicy(positions="relative")``) is not
+recomputed over windows: each env keeps a key/value cache and the policy
+steps once per env per step (``ActorCritic.step_mean``; per-env resets where
+an episode restarts). At a rollout's start the caches are rebuilt with the
+current weights by stepping through the storage's history (its ``c − 1``
+steps before the rollout), so the rollout's means are the banded forward
+over that history and the rollout: with a storage of ``ac.window_steps``
+steps (the receptive field) they equal the update's windows exactly; with
+fewer, the update scores a truncated history. The update itself still
+recomputes windows from the storage (``PPO``).
+
 ``action_space="moving_average"`` is the scratch-PPO baseline's action space
 (REFERENCE.md): the env's target is α·action + (1 − α)·previous target, the
 previous target starting at the joint angles where an episode starts.
@@ -61,29 +72,22 @@ class RolloutCollector:
         self.restarted = np.ones(env.num_envs, dtype=bool)
         self.previous_target = self.obs["proprio"].astype(np.float64).copy()
         self.generator = torch.Generator().manual_seed(seed)
-        self.tokens: torch.Tensor | None = None  # (N, C−1+T, d), the storage timeline's tokens
+        self.tokens: torch.Tensor | None = None  # (N, C−1+T, d), the storage timeline's tokens (window policy)
+        self.cache: list[torch.Tensor] | None = None  # per-env keys/values (relative policy)
         self.samples = 0
 
     @torch.no_grad()
     def collect(self) -> EpisodeStats:
         st, ac, env = self.storage, self.ac, self.env
-        c = st.c
         dev = next(ac.parameters()).device
         on = lambda a: torch.from_numpy(a).to(dev)  # noqa: E731
-        # The history kept from the last rollout, re-encoded with the current weights.
-        span = c - 1 + st.t
-        history = ac.encode(on(st.points[:, : c - 1]))
-        self.tokens = torch.zeros(env.num_envs, span, history.shape[-1], device=dev)
-        self.tokens[:, : c - 1] = history
+        self._begin(on)
         stats = EpisodeStats()
         for k in range(st.t):
             obs = self.obs
             st.observe(obs["proprio"], obs["points"], self.restarted)
             token = ac.encode(on(obs["points"]))
-            self.tokens[:, c - 1 + k] = token
-            proprio, _, mask = st.window()
-            mean = ac.mean(on(proprio), self.tokens[:, k:k + c], on(mask))
-            dist = ac.distribution(mean)
+            dist = ac.distribution(self._mean(k, token, on))
             action = _sample(dist, self.generator)
             log_prob = dist.log_prob(action).sum(-1)
             state = on(obs["state"])
@@ -117,6 +121,36 @@ class RolloutCollector:
         last = ac.value_norm.denormalize(ac.value(on(self.obs["state"]), token)).cpu()
         st.compute_returns(last.numpy(), self.gamma, self.lam)
         return stats
+
+    def _begin(self, on) -> None:
+        """The history kept from the last rollout, re-encoded with the current
+        weights: the window policy's token timeline, or the relative policy's
+        caches rebuilt by stepping through it (resets where its episodes start)."""
+        st, ac = self.storage, self.ac
+        keep = st.c - 1
+        history = ac.encode(on(st.points[:, :keep]))
+        if not ac.incremental:
+            self.tokens = torch.zeros(st.n, keep + st.t, history.shape[-1], device=history.device)
+            self.tokens[:, :keep] = history
+            return
+        self.cache = ac.init_cache(st.n)
+        episode = st.episode[:, :keep]
+        starts = np.ones_like(episode, dtype=bool)
+        starts[:, 1:] = episode[:, 1:] != episode[:, :-1]
+        for j in range(keep):
+            if (episode[:, j] >= 0).any():  # nothing seen before the first rollout: skip
+                ac.step_mean(self.cache, on(st.proprio[:, j]), history[:, j], on(starts[:, j]))
+
+    def _mean(self, k: int, token: torch.Tensor, on) -> torch.Tensor:
+        """Action means (N, 23) at rollout step ``k`` (already observed), ``token``
+        its point tokens: one cached step per env, or each env's masked window."""
+        st, ac = self.storage, self.ac
+        c = st.c
+        if ac.incremental:
+            return ac.step_mean(self.cache, on(st.proprio[:, c - 1 + k]), token, on(self.restarted))
+        self.tokens[:, c - 1 + k] = token
+        proprio, _, mask = st.window()
+        return ac.mean(on(proprio), self.tokens[:, k:k + c], on(mask))
 
 
 
