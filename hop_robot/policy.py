@@ -6,6 +6,11 @@ The file is written by ``hop_train.export.export_policy``; its contract:
 joint_names, joint_lower, joint_upper, control_hz, context, num_points).
 ``ExportedPolicy`` refuses a file whose metadata disagree with
 ``hop_robot.embodiment.spec`` and refuses non-finite outputs.
+
+A relative-position policy (``positions == "relative"``) is run the same way:
+its file's ``context`` is the history its actions depend on, so the window
+forward over that history is exactly its incremental form (``init_cache`` /
+``step``, kept through ``optimize`` for batched callers).
 """
 
 from __future__ import annotations
@@ -76,8 +81,10 @@ class ExportedPolicy:
             problems.append(f"num_points {meta['num_points']} != {expected_points}")
         if problems:
             raise PolicyMismatchError(f"refusing {self.path}: " + "; ".join(problems))
+        self.positions: str = str(getattr(self.module, "positions", "window"))  # older files: window
         if optimize:
             methods = ["encode_points", "act_from_tokens"]
+            methods += [m for m in ("init_cache", "step") if hasattr(self.module, m)]  # relative positions
             frozen = torch.jit.freeze(self.module, preserved_attrs=methods + list(meta))
             self.module = torch.jit.optimize_for_inference(frozen, other_methods=methods)
         self.metadata = meta

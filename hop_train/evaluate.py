@@ -6,7 +6,10 @@ for another embodiment, action size or point count), a Lightning checkpoint
 (exported first, to a temporary file), the task's scripted expert, or
 uniform random actions. ``BatchedPolicy`` keeps each env's last ``context``
 steps (proprioception and point tokens: a step's cloud is encoded once) and
-starts an env's history afresh when its episode restarts.
+starts an env's history afresh when its episode restarts; for a
+relative-position policy it keeps each env's key/value cache instead and
+steps it once per control step (the file's ``step``, reset where an episode
+restarts: the same actions as its windows, without recomputing them).
 
 ``evaluate(...)`` returns a JSON-ready summary: success rate with its 95 %
 Wilson interval, mean return, episodes, per-object success, wall time.
@@ -63,6 +66,8 @@ class BatchedPolicy:
         except (RuntimeError, ValueError) as exc:
             raise PolicyError(f"{path}: cannot load as an exported HOP policy: {exc}") from None
         self.module, self.context, self.n = runner.module, runner.context, int(num_envs)
+        self.incremental = runner.positions == "relative"
+        self.cache = self.module.init_cache(self.n) if self.incremental else None
         self.proprio = torch.zeros(self.n, self.context, spec.NUM_JOINTS)
         self.tokens: torch.Tensor | None = None
         self.valid = torch.zeros(self.n, self.context, dtype=torch.bool)
@@ -71,19 +76,26 @@ class BatchedPolicy:
         q = torch.from_numpy(spec.SCALER.unscale(obs["proprio"].astype(np.float64))).float()
         with torch.inference_mode():
             token = self.module.encode_points(torch.from_numpy(obs["points"]).float())  # (N, d), each cloud once
-            if self.tokens is None:
-                self.tokens = torch.zeros(self.n, self.context, token.shape[-1])
             restart = torch.from_numpy(np.asarray(restarted, dtype=bool))
-            self.valid[restart] = False
-            self.proprio = torch.roll(self.proprio, -1, dims=1)
-            self.tokens = torch.roll(self.tokens, -1, dims=1)
-            self.valid = torch.roll(self.valid, -1, dims=1)
-            self.proprio[:, -1], self.tokens[:, -1], self.valid[:, -1] = q, token, True
-            targets = self.module.act_from_tokens(self.proprio, self.tokens, self.valid)
+            if self.incremental:
+                targets = self.module.step(self.cache, q, token, restart)
+            else:
+                targets = self._window_targets(q, token, restart)
         out = targets.numpy().astype(np.float64)
         if not np.all(np.isfinite(out)):
             raise FloatingPointError("policy produced non-finite joint targets")
         return np.clip(spec.SCALER.scale(out), -1.0, 1.0)
+
+    def _window_targets(self, q: torch.Tensor, token: torch.Tensor, restart: torch.Tensor) -> torch.Tensor:
+        """Roll each env's window by this step (cleared where it restarted) and act on it."""
+        if self.tokens is None:
+            self.tokens = torch.zeros(self.n, self.context, token.shape[-1])
+        self.valid[restart] = False
+        self.proprio = torch.roll(self.proprio, -1, dims=1)
+        self.tokens = torch.roll(self.tokens, -1, dims=1)
+        self.valid = torch.roll(self.valid, -1, dims=1)
+        self.proprio[:, -1], self.tokens[:, -1], self.valid[:, -1] = q, token, True
+        return self.module.act_from_tokens(self.proprio, self.tokens, self.valid)
 
 
 def load_policy(spec_: str, env, threads: int | None = None) -> Callable[[dict, np.ndarray], np.ndarray]:

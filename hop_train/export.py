@@ -21,7 +21,20 @@ tokens (the robot runner: only the newest cloud is new each control step)::
 Attributes (plain TorchScript attributes, readable after ``torch.jit.load``):
 ``format_version`` (int), ``embodiment`` (str), ``joint_names`` (List[str]),
 ``joint_lower``/``joint_upper`` (List[float], radians), ``control_hz`` (int),
-``context`` (int), ``num_points`` (int).
+``context`` (int), ``num_points`` (int), ``positions`` (str: ``window`` or
+``relative``, ``HopPolicy(positions=...)``; files from before it have none and
+are ``window``).
+
+A relative-position policy's file also carries its incremental form, for
+callers that step many envs (``hop_train.evaluate.BatchedPolicy``)::
+
+    init_cache(num_envs) -> List[Tensor]
+    step(cache, proprio (N, 23) rad, point_tokens (N, d), reset (N,) bool) -> (N, 23) rad
+
+and its ``context`` is the history its actions depend on, the model's
+``receptive_field`` (``num_layers * (band - 1) + 1`` steps): a caller that
+keeps that many steps, as the robot loop does with ``context``, gets from
+``forward`` exactly what ``step`` gives over the episode.
 
 ``load_state_dict_safely`` loads weights (a plain state dict or a Lightning
 checkpoint) with ``weights_only=True`` and names every key that does not fit.
@@ -69,6 +82,7 @@ class _DeployedPolicy(nn.Module):
         self.control_hz: int = int(control_hz)
         self.context: int = int(context)
         self.num_points: int = int(num_points)
+        self.positions: str = str(getattr(model, "positions", "window"))
         self.num_joints: int = len(self.joint_names)
         lower = torch.tensor(self.joint_lower, dtype=torch.float32)
         upper = torch.tensor(self.joint_upper, dtype=torch.float32)
@@ -102,6 +116,7 @@ class _DeployedPolicy(nn.Module):
         return actions[:, 0] * self.q_half + self.q_mid
 
     def _check_window(self, proprio: Tensor, mask: Tensor) -> None:
+        """Shapes and left padding of a window; ``ValueError`` naming what is wrong."""
         if proprio.dim() != 3 or proprio.shape[2] != self.num_joints:
             raise ValueError(f"proprio must be (B, T, {self.num_joints}), got {list(proprio.shape)}")
         b = proprio.shape[0]
@@ -112,6 +127,24 @@ class _DeployedPolicy(nn.Module):
             raise ValueError(f"mask must be bool (B, T) = ({b}, {t}), got {mask.dtype} {list(mask.shape)}")
         if not bool(mask[:, t - 1].all()):
             raise ValueError("mask[:, -1] must be True: windows are left-padded, the last step is the current one")
+
+
+class _IncrementalDeployedPolicy(_DeployedPolicy):
+    """``_DeployedPolicy`` plus the relative-position model's cached step, in radians."""
+
+    @torch.jit.export
+    def init_cache(self, num_envs: int) -> List[Tensor]:
+        """Fresh per-env key/value caches for ``step`` (``HopPolicy.init_cache``)."""
+        return self.model.init_cache(num_envs)
+
+    @torch.jit.export
+    def step(self, cache: List[Tensor], proprio: Tensor, point_tokens: Tensor, reset: Tensor) -> Tensor:
+        """Next joint targets ``(N, 23)`` rad of N envs, one step each (``HopPolicy.step``):
+        ``proprio (N, 23)`` rad, ``point_tokens (N, d)``, ``reset (N,)`` bool."""
+        if proprio.dim() != 2 or proprio.shape[1] != self.num_joints:
+            raise ValueError(f"proprio must be (N, {self.num_joints}), got {list(proprio.shape)}")
+        scaled = (proprio.to(torch.float32) - self.q_mid) / self.q_half
+        return self.model.step(cache, scaled, point_tokens, reset) * self.q_half + self.q_mid
 
 
 def export_policy(
@@ -131,17 +164,23 @@ def export_policy(
     and ``forward_tokens``) wrapped
     in the radians-in/radians-out contract above and save it to ``path``.
 
-    ``context`` and ``num_points`` default to the model's own. The caller's
-    model is not modified (a CPU eval copy is scripted). With ``check`` the
-    saved file is loaded back and compared with the eager model on a random
-    left-padded batch (raises if they differ by more than 1e-4 rad).
-    Returns the path written.
+    ``context`` and ``num_points`` default to the model's own. For a
+    relative-position model the file's ``context`` is its ``receptive_field``
+    (module doc); a ``context`` equal to the model's band (what checkpoints
+    record) means the same. The caller's model is not modified (a CPU eval
+    copy is scripted). With ``check`` the saved file is loaded back and
+    compared with the eager model on a random left-padded batch, and a
+    relative model's ``step`` with its windows (raises if they differ by more
+    than 1e-4 rad). Returns the path written.
     """
-    context = int(context if context is not None else getattr(model, "context"))
+    relative = bool(getattr(model, "relative", False))
+    history = getattr(model, "receptive_field", getattr(model, "context", context))  # steps an action depends on
+    if context is None or (relative and context == model.context):
+        context = history
+    context = int(context)
     num_points = int(num_points if num_points is not None else getattr(model, "num_points"))
-    model_context = getattr(model, "context", context)
-    if context > model_context:
-        raise ValueError(f"context {context} exceeds the model's timestep table ({model_context})")
+    if context > history:
+        raise ValueError(f"context {context} exceeds the steps the model's actions depend on ({history})")
     if not (len(joint_names) == len(joint_lower) == len(joint_upper)):
         raise ValueError(
             f"joint_names, joint_lower, joint_upper differ in length: "
@@ -154,7 +193,8 @@ def export_policy(
         raise ValueError(f"model acts on {num_joints} joints but {len(joint_names)} joint names were given")
 
     eager = copy.deepcopy(model).cpu().eval()
-    wrapper = _DeployedPolicy(
+    deployed = _IncrementalDeployedPolicy if relative else _DeployedPolicy
+    wrapper = deployed(
         eager, list(joint_names), list(joint_lower), list(joint_upper), control_hz, context, num_points, embodiment
     ).eval()
     path = os.fspath(path)
@@ -178,8 +218,24 @@ def _check_parity(eager: nn.Module, loaded: torch.jit.ScriptModule, num_joints: 
         expected = eager(proprio, points, mask)
         split = loaded.act_from_tokens(proprio, loaded.encode_points(points), mask)
         diff = max((expected - loaded(proprio, points, mask)).abs().max().item(), (expected - split).abs().max().item())
+        if eager.positions == "relative":
+            diff = max(diff, _step_difference(eager, loaded, proprio, points))
     if not diff <= 1e-4:
         raise RuntimeError(f"exported policy differs from the eager model by {diff} rad")
+
+
+def _step_difference(eager: nn.Module, loaded: torch.jit.ScriptModule, proprio: Tensor, points: Tensor) -> float:
+    """Largest difference (rad) between the file's ``step`` over an episode and the
+    eager model's windows from the episode's start (equal for the relative variant)."""
+    tokens = loaded.encode_points(points)
+    cache = loaded.init_cache(proprio.shape[0])
+    reset = torch.arange(proprio.shape[1]) == 0
+    diff = 0.0
+    for k in range(proprio.shape[1]):
+        stepped = loaded.step(cache, proprio[:, k], tokens[:, k], reset[k].expand(proprio.shape[0]))
+        window = eager(proprio[:, : k + 1], points[:, : k + 1], torch.ones(proprio.shape[0], k + 1, dtype=torch.bool))
+        diff = max(diff, (stepped - window).abs().max().item())
+    return diff
 
 
 # ---------------------------------------------------------------- checkpoints

@@ -207,3 +207,73 @@ def test_load_state_dict_safely_refuses_pickled_code(tmp_path):
 
 class _NotATensor:
     pass
+
+
+# ----------------------------------------------------------------- relative positions
+@pytest.fixture(scope="module")
+def relative_model():
+    torch.manual_seed(0)
+    m = HopPolicy(width=32, num_layers=2, num_heads=2, context=4, positions="relative")
+    with torch.no_grad():  # weights that make distant steps matter
+        for p in m.parameters():
+            p.normal_(0.0, 0.2)
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def relative_file(relative_model, tmp_path_factory):
+    return export_policy(relative_model, tmp_path_factory.mktemp("relative") / "policy.pt")
+
+
+def eager_episode_targets(model, proprio, points):
+    """Next targets (rad) for every step of one episode (B, S, ...) by the banded forward."""
+    scaled = torch.from_numpy(spec.scale(proprio.double().numpy())).float()
+    with torch.no_grad():
+        actions = model(scaled, points)
+    return torch.from_numpy(spec.unscale(actions.double().numpy())).float()
+
+
+def test_relative_export_records_the_variant_and_steps_exactly(relative_model, relative_file):
+    """The file says ``relative``, its ``context`` is the receptive field (band 4,
+    2 layers: 7 steps), and ``step`` follows the banded forward over an episode,
+    also through the robot runner's frozen, optimised module."""
+    exported = torch.jit.load(relative_file)
+    assert exported.positions == "relative" and exported.context == relative_model.receptive_field == 7
+    runner = ExportedPolicy(relative_file, num_threads=None)
+    assert runner.positions == "relative" and runner.context == 7
+    proprio, points = random_window(2, 12, seed=5)
+    expected = eager_episode_targets(relative_model, proprio, points)
+    with torch.inference_mode():
+        for module in (exported, runner.module):
+            tokens = module.encode_points(points)
+            cache = module.init_cache(2)
+            reset = torch.tensor([True, True])
+            for k in range(12):
+                out = module.step(cache, proprio[:, k], tokens[:, k], reset if k == 0 else ~reset)
+                torch.testing.assert_close(out, expected[:, k], atol=1e-4, rtol=0)
+    # The runner's window of `context` steps is exact once the history is that long.
+    for k in range(1, 13):
+        t0 = max(0, k - 7)
+        out = runner(proprio[0, t0:k].numpy(), points[0, t0:k].numpy())
+        np.testing.assert_allclose(out, expected[0, k - 1].numpy(), atol=1e-4, rtol=0)
+    assert torch.jit.load(export_policy(relative_model, relative_file + ".4", context=4)).context == 7  # the band = the default
+
+
+def test_batched_policy_steps_a_relative_policy_with_resets(relative_model, relative_file):
+    """``hop-train evaluate``'s BatchedPolicy uses the cached step for a relative
+    file: with envs restarting at different steps, each env's actions are the
+    banded forward over its own episode."""
+    from hop_train.evaluate import BatchedPolicy
+
+    policy = BatchedPolicy(relative_file, num_envs=3)
+    assert policy.incremental
+    proprio, points = random_window(3, 10, seed=6)
+    restarted = np.zeros((10, 3), dtype=bool)
+    restarted[0] = True
+    restarted[4, 1] = restarted[7, 2] = True
+    scaled = spec.scale(proprio.double().numpy())
+    got = np.stack([policy({"proprio": scaled[:, k], "points": points[:, k].numpy()}, restarted[k]) for k in range(10)], 1)
+    for i, first in ((0, 0), (1, 4), (2, 7)):
+        expected = eager_episode_targets(relative_model, proprio[i : i + 1, first:], points[i : i + 1, first:])[0]
+        expected = np.clip(spec.scale(expected.double().numpy()), -1, 1)
+        np.testing.assert_allclose(got[i, first:], expected, atol=1e-4, rtol=0)
