@@ -65,6 +65,14 @@ class HopPretrainModule(pl.LightningModule):
         width, num_layers, num_heads, context, num_points, action_tanh: the
             ``HopPolicy`` config (defaults: the paper's, from HopPolicy).
             ``num_points`` is taken from the store by ``hop-train``.
+        positions: ``window`` (the paper's timestep embedding) or ``relative``
+            (ALiBi and attention banded to ``context`` steps, so rollouts can
+            cache keys and values; ``model.positions: relative`` in a config).
+            The same windows train both: a window is an episode slice,
+            left-padded at the episode's start, and the relative variant
+            needs nothing beyond its band mask. Its deployed actions see up to
+            ``HopPolicy.receptive_field`` steps through the stacked bands, more
+            than a training window's ``context``.
         lr: AdamW learning rate (paper: 1e-4).
         weight_decay: AdamW weight decay on Linear weights (paper: 1e-2); never on
             biases, LayerNorms or embeddings.
@@ -77,7 +85,7 @@ class HopPretrainModule(pl.LightningModule):
             (BC finetuning from π_b): a pretraining checkpoint (``.ckpt``) or an
             exported TorchScript policy (``policy.pt``, its ``model``). The
             architecture recorded there (width, num_layers, num_heads, context,
-            num_points, action_tanh) and its embodiment must match this
+            num_points, action_tanh, positions) and its embodiment must match this
             module's, else ``InitFromError``. Loaded once, in ``setup`` (before
             any step; a ``--ckpt_path`` restored afterwards replaces them).
             None: from scratch.
@@ -91,6 +99,7 @@ class HopPretrainModule(pl.LightningModule):
         context: int = _POLICY["context"],
         num_points: int = _POLICY["num_points"],
         action_tanh: bool = _POLICY["action_tanh"],
+        positions: Literal["window", "relative"] = _POLICY["positions"],
         lr: float = 1e-4,  # paper
         weight_decay: float = 1e-2,  # paper
         betas: tuple[float, float] = (0.9, 0.999),
@@ -109,6 +118,7 @@ class HopPretrainModule(pl.LightningModule):
             context=context,
             num_points=num_points,
             action_tanh=action_tanh,
+            positions=positions,
         )
         self.register_buffer("joint_half_range", torch.tensor(SCALER.half, dtype=torch.float32), persistent=False)
         self.store_url: Optional[str] = None  # set by the data module, recorded in checkpoints

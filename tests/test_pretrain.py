@@ -223,3 +223,17 @@ def test_ddp_on_two_cpu_processes(trained, tmp_path):
     assert "distributed_backend=gloo" in proc.stderr + proc.stdout and "MEMBER: 2/2" in proc.stderr + proc.stdout
     assert (tmp_path / "policy.pt").is_file()
     assert list((tmp_path / "run" / "csv" / "version_0" / "checkpoints").glob("best-*.ckpt"))
+
+
+def test_fit_and_export_a_relative_position_policy(trained, tmp_path):
+    """``model.positions: relative`` trains on the same windows, is recorded in
+    the checkpoint, and the exported file carries it: its context is the
+    receptive field (2 layers, band 16: 31 steps) and it steps incrementally."""
+    config = write_config(tmp_path, trained["store"], max_steps=3)
+    assert main(["fit", "--config", str(config), "--model.positions", "relative", "--model.num_layers", "2"]) in (0, None)
+    ckpt = sorted((tmp_path / "run" / "csv" / "version_0" / "checkpoints").glob("best-*.ckpt"))[0]
+    assert read_checkpoint(ckpt)["hyper_parameters"]["positions"] == "relative"
+    module = module_from_checkpoint(ckpt)
+    assert module.model.relative and "embed_timestep.weight" not in module.model.state_dict()
+    exported = torch.jit.load(str(tmp_path / "policy.pt"))
+    assert exported.positions == "relative" and exported.context == 31 and hasattr(exported, "step")
