@@ -97,33 +97,36 @@ def test_rollout_likelihoods_equal_the_update_forward_pass():
     env.close()
 
 
-def test_relative_policy_rolls_out_incrementally_and_equals_the_update(monkeypatch):
+@pytest.mark.parametrize("refresh", [True, False])
+def test_relative_policy_rolls_out_incrementally_and_equals_the_update(monkeypatch, refresh):
     """A relative-position policy rolls out from per-env key/value caches (no
     window is recomputed); with the storage spanning its receptive field, the
-    update's windows reproduce the rollout's log-probabilities, also after an
-    update changed the weights (the caches are rebuilt from the history) and
-    across episode restarts (12-step episodes, 5-step rollouts)."""
+    update's windows reproduce the rollout's log-probabilities across episode
+    restarts (8-step episodes, 5-step rollouts): with caches rebuilt from the
+    history also after an update changed the weights; with caches carried
+    over, while the weights stay (after an update their context is stale)."""
     torch.manual_seed(0)
-    env = make_vector("GraspLift-v0", N, episode_steps=12, nthread=1)
+    env = make_vector("GraspLift-v0", N, episode_steps=8, nthread=1)
     policy = HopPolicy(width=32, num_layers=2, num_heads=2, context=4, positions="relative")
     state_dim = env.single_observation_space["state"].shape[0]
     cfg = PPOConfig(num_envs=N, horizon=T, minibatch_size=3 * T, critic_warmup_steps=0, lr=1e-3, adaptive_kl=False)
     ac = ActorCritic(policy, state_dim, cfg.init_std, cfg.detach_critic_tokens)
     assert ac.incremental and ac.window_steps == 2 * 3 + 1
     storage = RolloutStorage(N, T, ac.window_steps, env.num_points, state_dim, 23)
-    collector, ppo = RolloutCollector(env, ac, storage, cfg), PPO(ac, cfg)
+    collector, ppo = RolloutCollector(env, ac, storage, cfg, refresh_cache=refresh), PPO(ac, cfg)
 
     def no_window(*_):
         raise AssertionError("the window forward ran during an incremental rollout")
 
     restarts = 0
-    for _ in range(3):
+    for _ in range(2):
         with monkeypatch.context() as patch:
             patch.setattr(ac, "mean", no_window)
             collector.collect()
         restarts += int(storage.dones.sum())
         np.testing.assert_allclose(*update_log_probs(ac, storage), atol=2e-3, rtol=1e-5)
-        ppo.update(storage)
+        if refresh:
+            ppo.update(storage)
         storage.next_rollout()
     assert restarts >= N  # every env restarted at least once
     env.close()

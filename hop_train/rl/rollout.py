@@ -9,13 +9,25 @@ is stored for the likelihood ratio).
 A relative-position policy (``HopPolicy(positions="relative")``) is not
 recomputed over windows: each env keeps a key/value cache and the policy
 steps once per env per step (``ActorCritic.step_mean``; per-env resets where
-an episode restarts). At a rollout's start the caches are rebuilt with the
-current weights by stepping through the storage's history (its ``c − 1``
-steps before the rollout), so the rollout's means are the banded forward
-over that history and the rollout: with a storage of ``ac.window_steps``
-steps (the receptive field) they equal the update's windows exactly; with
-fewer, the update scores a truncated history. The update itself still
-recomputes windows from the storage (``PPO``).
+an episode restarts). The update still recomputes windows from the
+storage (``PPO``). At a rollout's start the caches are either
+
+- rebuilt (``refresh_cache=True``, the default) with the current weights by
+  stepping through the storage's history (its ``c − 1`` steps before the
+  rollout, clouds re-encoded), so the rollout's means are the banded forward
+  over that history and the rollout: with a storage of ``ac.window_steps``
+  steps (the receptive field) they equal the update's windows exactly; with
+  fewer (a storage of ``context`` steps) the update scores a shorter history
+  than the rollout acted on;
+- or carried over from the last rollout (``refresh_cache=False``): no
+  history is re-encoded or replayed, but the keys and values of the steps
+  before the rollout were computed with the weights before the last update,
+  so the rollout's first steps act on slightly stale context (as recurrent
+  PPO policies keep their hidden states across updates).
+
+Replaying costs ``c − 1`` cached steps and cloud encodings per env per
+rollout; with HOP's 10-step rollouts that is most of the collection's
+policy time (docs/finetuning.md has the figures).
 
 ``action_space="moving_average"`` is the scratch-PPO baseline's action space
 (REFERENCE.md): the env's target is α·action + (1 − α)·previous target, the
@@ -58,6 +70,7 @@ class RolloutCollector:
         ma_alpha: float | None = None,
         seed: int = 0,
         reward_fn=None,
+        refresh_cache: bool = True,
     ) -> None:
         if action_space not in ("absolute", "moving_average"):
             raise ValueError(f"action_space must be 'absolute' or 'moving_average', got {action_space!r}")
@@ -68,6 +81,7 @@ class RolloutCollector:
         self.gamma, self.lam = config.gamma, config.lam
         # reward_fn(task_reward (N,), proprio_before (N, 23), proprio_after (N, 23)) -> (N,): AMP's mixing
         self.reward_fn = reward_fn
+        self.refresh_cache = refresh_cache  # relative policy: rebuild or carry the caches (module doc)
         self.obs, _ = env.reset(seed=seed)
         self.restarted = np.ones(env.num_envs, dtype=bool)
         self.previous_target = self.obs["proprio"].astype(np.float64).copy()
@@ -125,8 +139,11 @@ class RolloutCollector:
     def _begin(self, on) -> None:
         """The history kept from the last rollout, re-encoded with the current
         weights: the window policy's token timeline, or the relative policy's
-        caches rebuilt by stepping through it (resets where its episodes start)."""
+        caches rebuilt by stepping through it (resets where its episodes
+        start), unless they are carried over (module doc)."""
         st, ac = self.storage, self.ac
+        if ac.incremental and not self.refresh_cache and self.cache is not None:
+            return
         keep = st.c - 1
         history = ac.encode(on(st.points[:, :keep]))
         if not ac.incremental:
