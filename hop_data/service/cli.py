@@ -8,8 +8,10 @@ here (Ray, zarr, MuJoCo load when the command runs).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
-from typing import Callable
+from typing import Callable, TextIO
 
 HELP = "videos and HOI files -> (lifting) -> retargeting on a pool of Ray actors -> store"
 
@@ -23,35 +25,66 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    import os
-
     from hop_data.options import OptionError, from_args
-    from hop_data.report import exit_status, print_summary
     from hop_data.service.config import GenerateConfig
 
     if not args.inputs and not args.manifest:
         print("hop-data generate: error: give inputs or --manifest", file=sys.stderr)
         return 2
     try:
-        config = from_args(
-            GenerateConfig, args, progress=not (args.json or args.quiet), messages=not args.quiet,
-            log_to_driver=not args.json,
-        )  # fmt: skip
+        config = from_args(GenerateConfig, args, progress=not (args.json or args.quiet), messages=not args.quiet)
     except OptionError as exc:
         print(f"hop-data generate: error: {exc}", file=sys.stderr)
         return 2
-    if not (config.address or os.environ.get("RAY_ADDRESS")) and "ray" not in sys.modules:
+    embedded = not (config.address or os.environ.get("RAY_ADDRESS"))
+    if embedded and "ray" not in sys.modules:
         # the embedded Ray: token authentication on, whatever this Ray version's default
         os.environ.setdefault("RAY_AUTH_MODE", "token")
-    from hop_data.service.driver import ServiceError, generate
+    from hop_data.service import supervisor
 
+    if embedded and supervisor.supported():  # the embedded Ray's faults are handled from outside it
+        return supervisor.supervise(config, args.json)
+    return run_driver(config, args.json)
+
+
+def run_driver(config: object, as_json: bool) -> int:
+    """Run the service in this process: the summary on stdout, errors as one
+    line on stderr, an exit status (``hop_data.service.errors``)."""
+    from hop_data.report import exit_status, print_summary
+    from hop_data.service.driver import ServiceError, generate
+    from hop_data.service.errors import EXIT_INTERRUPTED, lost_message
+    from hop_data.store import StoreError
+
+    out = json_stdout(as_json)
     try:
         summary = generate(config)
-    except ServiceError as exc:
+    except ServiceError as exc:  # RayLostError included: what died and how to resume
+        print(f"hop-data generate: error: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except (StoreError, FileNotFoundError) as exc:
         print(f"hop-data generate: error: {exc}", file=sys.stderr)
         return 2
-    print_summary(summary, args.json)
+    except KeyboardInterrupt:
+        print(f"hop-data generate: {lost_message('interrupted', config.store)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    with contextlib.redirect_stdout(out):
+        print_summary(summary, as_json)
+    out.flush()
     return exit_status(summary)
+
+
+def json_stdout(as_json: bool) -> TextIO:
+    """Where the summary goes. With ``--json``, stdout holds the summary alone:
+    file descriptor 1 then points to stderr for the rest of this process (Ray's
+    forwarded worker lines, C++ logs, a stray print, of this process and every
+    process it starts, during the run and after it, when Ray's threads still
+    print), and the summary goes to a copy of the original stdout."""
+    if not as_json:
+        return sys.stdout
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    return out
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -63,11 +96,4 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m hop_data.service``: the same arguments as ``hop-data generate``."""
     parser = argparse.ArgumentParser(prog="python -m hop_data.service", description=HELP)
     add_arguments(parser)
-    args = parser.parse_args(argv)
-    from hop_data.store import StoreError
-
-    try:
-        return cmd_generate(args)
-    except (StoreError, FileNotFoundError) as exc:
-        print(f"hop-data generate: error: {exc}", file=sys.stderr)
-        return 2
+    return cmd_generate(parser.parse_args(argv))

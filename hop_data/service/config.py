@@ -37,6 +37,9 @@ class GenerateConfig(RetargetJob):
     gpus_per_actor: float = option(0.0, "GPU fraction per actor (a GPU simulator backend)")
     max_in_flight: int = option(0, "videos handed out at once (0: one per actor)")
     max_failures: int = option(3, "give a video up after this many worker deaths or errors")
+    placement_timeout_s: float = option(
+        600.0, "stop (status 3) when no simulator actor has been up for this long: nodes lost or too small"
+    )
     writer_prefix: str = option("svc", "actor shards are named <prefix>-<actor id>")
     storage_options: dict[str, Any] | None = option(
         None, "fsspec options of the store, as JSON (never credentials)", parse=parse_json, metavar="JSON"
@@ -57,9 +60,11 @@ class GenerateConfig(RetargetJob):
     repair_orphans: bool = True  # repair shards left by writers of a dead driver (local stores)
     progress: bool = True  # progress bar on stderr
     messages: bool = True  # a line on stderr per restart, retry, give-up
-    log_to_driver: bool = True  # Ray forwards the workers' output here (off for --json: stdout stays JSON)
+    log_to_driver: bool = True  # Ray forwards the workers' output here (to stderr with --json: stdout stays JSON)
 
     def __post_init__(self) -> None:
         for name in ("threads", "max_failures"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.placement_timeout_s <= 0:
+            raise ValueError(f"placement_timeout_s must be > 0, got {self.placement_timeout_s}")

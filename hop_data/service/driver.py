@@ -47,8 +47,8 @@ from .actors import (
 )
 
 from .config import GenerateConfig
-from .errors import ServiceError
-from .ray_runtime import connect, local_cpus, start_local_ray, token_auth_enabled  # noqa: F401 (public here too)
+from .errors import RayLostError, ServiceError, server_lost  # noqa: F401 (public here too)
+from .ray_runtime import connect, dead_server, local_cpus, shutdown, start_local_ray, token_auth_enabled  # noqa: F401
 
 from hop_data.inputs import HOI_SUFFIX, VIDEO_SUFFIXES, expand_inputs
 WAIT_S = 1.0  # ray.wait timeout: the progress bar's refresh period
@@ -191,25 +191,39 @@ class Generator:
         if repaired:
             self.say(f"repaired {len(repaired)} shard(s) left by writers of an earlier run: {', '.join(repaired)}")
 
-        owns_ray = connect(cfg.address, cfg.num_cpus, cfg.log_to_driver)
+        lost = False
         try:
+            owns_ray = connect(cfg.address, cfg.num_cpus, cfg.log_to_driver)
             self.embedded = owns_ray and not (cfg.address or os.environ.get("RAY_ADDRESS"))  # we started it
-            self.one_machine = _single_local_node()
-            queue, lifts = self._plan(paths)
-            if queue or lifts:
-                self._start_actors(len(queue) + len(lifts), bool(lifts))
-                self._loop(queue, lifts)
-            t_end = time.perf_counter()
-            # as hop-data retarget's clock starts after its Retargeter is built, the service's
-            # starts when its first actor is up (Ray, actor start and imports: seconds_startup)
-            t_ready = self._t_first_actor or t_end
-        finally:
-            self._stop_actors()
-            if self._bar is not None:
-                self._bar.close()
-            if owns_ray:
-                ray.shutdown()
+            try:
+                self.one_machine = _single_local_node()
+                queue, lifts = self._plan(paths)
+                if queue or lifts:
+                    self._start_actors(len(queue) + len(lifts), bool(lifts))
+                    self._loop(queue, lifts)
+                t_end = time.perf_counter()
+                # as hop-data retarget's clock starts after its Retargeter is built, the service's
+                # starts when its first actor is up (Ray, actor start and imports: seconds_startup)
+                t_ready = self._t_first_actor or t_end
+            except RayLostError:
+                lost = True
+                raise
+            finally:
+                self._release(owns_ray, lost)
+        except RayLostError as exc:
+            raise exc.at(cfg.store) from None
         return self._summary(t_end - t_ready, t_ready - t_start, repaired)
+
+    def _release(self, owns_ray: bool, lost: bool) -> None:
+        """Stop the actors and, if we started it, Ray. After a loss of the
+        embedded node nothing is asked of it (a dead raylet answers nothing):
+        its processes are killed and the disconnect is bounded."""
+        if not (lost and self.embedded):
+            self._stop_actors()
+        if self._bar is not None:
+            self._bar.close()
+        if owns_ray:
+            shutdown(lost=lost)
 
     def _plan(self, paths: list[str]) -> tuple[deque[Work], deque[Work]]:
         """Inputs -> retarget queue and lifting queue (videos whose lifting cannot
@@ -360,8 +374,9 @@ class Generator:
         in_flight_limit = cfg.max_in_flight or len(self.slots)
         lift_limit = cfg.lift_in_flight or max(1, int(float(ray.cluster_resources().get("CPU", 1)) // 4))
         self._t0 = time.perf_counter()
-        last_event = time.monotonic()
+        last_event = self._last_placed = time.monotonic()
         while queue or lifts or any(kind != "probe" for kind, _, _ in self.pending.values()):
+            self._check_ray()
             if not any(s.state != "dead" for s in self.slots):
                 self._abandon(queue, lifts, "no simulator actor could be started or restarted")
                 return
@@ -398,6 +413,39 @@ class Generator:
                 else:
                     self._on_lift(ref, work, queue, lifts)
             self._postfix()
+
+    # -------------------------------------------------------------- Ray's health
+    def _check_ray(self) -> None:
+        """Raise ``RayLostError`` when the run cannot go on: the embedded node's
+        GCS or raylet died, or no actor has been up for ``placement_timeout_s``
+        (a cluster whose nodes are gone or full). Cheap: a pid check, and the
+        cluster's resources only when a message needs them."""
+        if self.embedded:
+            dead = dead_server()
+            if dead:
+                raise RayLostError(server_lost(dead))
+        now = time.monotonic()
+        if any(s.state in ("free", "busy") for s in self.slots):
+            self._last_placed = now
+        elif now - self._last_placed > self.cfg.placement_timeout_s:
+            raise RayLostError(self._unplaceable(now - self._last_placed), "add nodes (or lower --threads)")
+
+    def _unplaceable(self, waited: float) -> str:
+        """Why no actor runs: what one needs, what the alive nodes offer, which nodes are gone."""
+        import ray
+
+        cfg = self.cfg
+        needs = {"CPU": float(cfg.threads), **({"GPU": cfg.gpus_per_actor} if cfg.gpus_per_actor > 0 else {})}
+        nodes = ray.nodes()
+        alive = [n for n in nodes if n.get("Alive")]
+        gone = [f"{n.get('NodeID', '?')[:12]} at {n.get('NodeManagerAddress', '?')}" for n in nodes if not n.get("Alive")]
+        free = {k: ray.available_resources().get(k, 0.0) for k in needs}
+        total = {k: ray.cluster_resources().get(k, 0.0) for k in needs}
+        return (
+            f"no simulator actor could be placed for {waited:.0f} s (--placement-timeout-s {cfg.placement_timeout_s:g}): "
+            f"each needs {needs}; the {len(alive)} alive node(s) have {free} free of {total}"
+            + (f"; node(s) lost: {', '.join(gone)}" if gone else "")
+        )
 
     def _dispatch(self, slot: Slot, work: Work) -> None:
         slot.state, slot.work, slot.since = "busy", work, time.monotonic()

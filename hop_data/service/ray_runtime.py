@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from .errors import ServiceError
+from .errors import RayLostError, ServiceError
 
 EMBEDDED_OBJECT_STORE_BYTES = 512 * 2**20  # answers are small (errors, not episodes): keep /dev/shm free
 LOOPBACK = "127.0.0.1"
+# The embedded node's servers: without either, nothing runs. The raylet first: when both are
+# found dead at once, the raylet died first (the GCS outlives a raylet; it dies with the driver,
+# which Ray ends when its raylet dies).
+SERVERS = ("raylet", "gcs_server")
+SHUTDOWN_WAIT_S = 5.0  # how long a shutdown after a lost node may take before the driver gives up on it
 
 
 @contextmanager
@@ -95,11 +101,66 @@ def connect(address: str | None = None, num_cpus: int | None = None, log_to_driv
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS")
-    try:
-        if address:
+    if address:
+        try:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=log_to_driver)
-        else:
-            start_local_ray(num_cpus, log_to_driver=log_to_driver)
-    except (ConnectionError, TimeoutError) as exc:
-        raise ServiceError(f"cannot join the Ray cluster at {address}: {exc}") from exc
+        except (ConnectionError, TimeoutError) as exc:
+            raise ServiceError(f"cannot join the Ray cluster at {address}: {exc}") from exc
+        return True
+    try:
+        start_local_ray(num_cpus, log_to_driver=log_to_driver)
+    except Exception as exc:  # ray.init raises bare Exceptions (e.g. its raylet died while it started)
+        shutdown(lost=True)
+        raise RayLostError(f"the embedded Ray did not start ({' '.join(str(exc).split())})") from None
     return True
+
+
+def dead_server() -> str | None:
+    """The embedded node's GCS or raylet that has exited, as ``raylet (pid N, signal 9)``;
+    None while both run, or when this process did not start the node.
+
+    The driver asks this every second: killed by the OOM killer, a server is gone
+    for good, and Ray itself would either end the driver with one C++ log line
+    or leave it waiting forever for actors that cannot start."""
+    import ray
+
+    node = getattr(ray._private.worker, "_global_node", None)
+    if node is None:
+        return None
+    for kind in SERVERS:
+        for info in node.all_processes.get(kind, []):
+            code = info.process.poll()
+            if code is not None:
+                how = f"signal {-code}" if code < 0 else f"exit status {code}"
+                return f"{kind} (pid {info.process.pid}, {how})"
+    return None
+
+
+def shutdown(lost: bool = False) -> None:
+    """``ray.shutdown()``; after a loss, bounded: the node's processes are killed
+    first, and a disconnect that waits on a dead GCS is abandoned after
+    ``SHUTDOWN_WAIT_S`` (the process is about to exit; the supervisor of the
+    embedded Ray ends whatever is left)."""
+    import ray
+
+    if not lost:
+        ray.shutdown()
+        return
+    node = getattr(ray._private.worker, "_global_node", None)
+    if node is not None:
+        try:
+            node.kill_all_processes(check_alive=False, allow_graceful=False)
+        except Exception:  # half-started or already gone: nothing more to kill here
+            pass
+    done = threading.Thread(target=_quiet_shutdown, daemon=True)
+    done.start()
+    done.join(SHUTDOWN_WAIT_S)
+
+
+def _quiet_shutdown() -> None:
+    import ray
+
+    try:
+        ray.shutdown()
+    except Exception:  # its servers are dead: there is nothing left to disconnect from
+        pass
