@@ -41,9 +41,9 @@ def _export_main(argv: Sequence[str]) -> int:
     parser.add_argument("checkpoint", help="Lightning checkpoint (.ckpt) or a state dict of the policy")
     parser.add_argument("--out", required=True, help="file to write, e.g. policy.pt")
     parser.add_argument("--no-check", action="store_true", help="skip the reload-and-compare check")
+    kinds = {"action_tanh": lambda v: v.lower() in ("1", "true", "yes"), "positions": str}
     for name in POLICY_ARGS:
-        kind = (lambda v: v.lower() in ("1", "true", "yes")) if name == "action_tanh" else int
-        parser.add_argument(f"--{name}", type=kind, default=None, help=f"override the checkpoint's {name}")
+        parser.add_argument(f"--{name}", type=kinds.get(name, int), default=None, help=f"override the checkpoint's {name}")
     args = parser.parse_args(list(argv))
     overrides = {name: getattr(args, name) for name in POLICY_ARGS}
     try:

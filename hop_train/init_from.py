@@ -104,6 +104,7 @@ def _read_exported(path: str, model: torch.nn.Module) -> tuple[dict[str, Any], d
             "context": int(inner.context),
             "num_points": int(exported.num_points),
             "action_tanh": bool(inner.action_tanh),
+            "positions": str(getattr(exported, "positions", "window")),  # files from before it: window
         }
         record = {
             "embodiment": str(exported.embodiment),

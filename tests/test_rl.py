@@ -222,7 +222,29 @@ def test_init_from_an_exported_policy_loads_its_weights(tmp_path):
         assert torch.equal(a, b), k
     with pytest.raises(InitFromError, match="width 32 in the file vs 64 here"):
         HopPPOModule(init_from=str(path), width=64, num_layers=1, num_heads=2)
+    with pytest.raises(InitFromError, match="positions 'window' in the file vs 'relative' here"):
+        HopPPOModule(init_from=str(path), width=32, num_layers=1, num_heads=2, positions="relative")
     assert math.isfinite(float(module.ac.actor.embed_proprio.weight.detach().sum()))
+
+
+def test_relative_prior_finetunes_with_storage_spanning_its_receptive_field(tmp_path):
+    """A relative-position π_b goes through the PPO module: loaded, and the
+    rollout storage keeps its whole receptive field (so the update scores the
+    history the cached rollout acted on)."""
+    from hop_train.export import export_policy
+    from hop_train.rl.module import HopPPOModule
+
+    torch.manual_seed(2)
+    prior = HopPolicy(width=32, num_layers=2, num_heads=2, context=4, positions="relative")
+    path = export_policy(prior, tmp_path / "pi_b.pt")
+    module = HopPPOModule(init_from=str(path), width=32, num_layers=2, num_heads=2, context=4, positions="relative",
+                          ppo=PPOConfig(num_envs=2, horizon=3, minibatch_size=6), episode_steps=8, env_threads=1)  # fmt: skip
+    for (k, a), (_, b) in zip(prior.state_dict().items(), module.ac.actor.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert prior.receptive_field == 2 * (4 - 1) + 1
+    assert module.make_storage().c == prior.receptive_field
+    window = HopPPOModule(width=32, num_layers=2, num_heads=2, context=4, ppo=PPOConfig(num_envs=2, horizon=3, minibatch_size=6))
+    assert window.make_storage().c == 4
 
 
 def test_dapg_demo_weight_schedule():

@@ -69,8 +69,11 @@ class HopPPOModule(pl.LightningModule):
         action_space: ``absolute`` (HOP) or ``moving_average`` (the scratch-PPO baseline).
         ma_alpha: α of the moving-average action space.
         objects, episode_steps, env_threads: task options (``TaskConfig``; None: the task's).
-        width, num_layers, num_heads, context, num_points: the policy's
-            architecture (must match ``init_from``); the paper's by default.
+        width, num_layers, num_heads, context, num_points, action_tanh, positions:
+            the policy's architecture (must match ``init_from``); the paper's by
+            default. ``positions="relative"`` rolls out from per-env key/value
+            caches (``HopPolicy``); its storage then keeps the policy's whole
+            receptive field so that the update scores what the rollout acted on.
         seed: env and sampling seed.
         eval_every: every this many rollouts, export the current policy and run
             ``hop-train evaluate``'s episodes on ``eval_envs`` envs of ``eval_objects``
@@ -97,6 +100,7 @@ class HopPPOModule(pl.LightningModule):
         context: int = _POLICY["context"],
         num_points: int = _POLICY["num_points"],
         action_tanh: bool = _POLICY["action_tanh"],
+        positions: str = _POLICY["positions"],
         seed: int = 0,
         eval_every: int = 0,
         eval_envs: int = 16,
@@ -113,11 +117,11 @@ class HopPPOModule(pl.LightningModule):
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.cfg = ppo if isinstance(ppo, PPOConfig) else PPOConfig(**dict(ppo))
-        policy = HopPolicy(width=width, num_layers=num_layers, num_heads=num_heads, context=context,
-                           num_points=num_points, action_tanh=action_tanh)  # fmt: skip
+        arch = {"width": width, "num_layers": num_layers, "num_heads": num_heads, "context": context,
+                "num_points": num_points, "action_tanh": action_tanh, "positions": positions}  # fmt: skip
+        policy = HopPolicy(**arch)
         if init_from is not None:
-            init_policy_from(policy, init_from, {"width": width, "num_layers": num_layers, "num_heads": num_heads,
-                                                 "context": context, "num_points": num_points, "action_tanh": action_tanh})  # fmt: skip
+            init_policy_from(policy, init_from, arch)
         self._state_dim = self._task_state_dim(task)
         self.ac = ActorCritic(policy, self._state_dim, self.cfg.init_std, self.cfg.detach_critic_tokens)
         if algorithm == "ppo":
@@ -142,6 +146,13 @@ class HopPPOModule(pl.LightningModule):
         cls = TASKS[task_id(task).split("/", 1)[1]]
         return cls.shared_state_dim + cls.state_dim
 
+    def make_storage(self) -> RolloutStorage:
+        """The rollout storage: each env's timeline keeps the policy's whole
+        window (a relative-position policy's receptive field), so the update's
+        forward pass sees the history the rollout acted on."""
+        h = self.hparams
+        return RolloutStorage(self.cfg.num_envs, self.cfg.horizon, self.ac.window_steps, h.num_points, self._state_dim, spec.NUM_JOINTS)
+
     # ------------------------------------------------------------------ Lightning
     def configure_optimizers(self):
         return self.algorithm.optimizer
@@ -155,7 +166,7 @@ class HopPPOModule(pl.LightningModule):
         h = self.hparams
         options = {k: h[k] for k in ("objects", "episode_steps") if h[k] is not None}
         self.env = make_vector(h.task, self.cfg.num_envs, nthread=h.env_threads, **options)
-        storage = RolloutStorage(self.cfg.num_envs, self.cfg.horizon, h.context, h.num_points, self._state_dim, spec.NUM_JOINTS)
+        storage = self.make_storage()
         reward_fn = self.algorithm.reward if isinstance(self.algorithm, AMP) else None
         self.collector = RolloutCollector(self.env, self.ac, storage, self.cfg, h.action_space, h.ma_alpha,
                                           h.seed + self.global_step, reward_fn)  # fmt: skip
