@@ -12,8 +12,11 @@ repairs it (arrays cut back to the last commit), so a process killed in the
 middle of a write leaves nothing half-written behind. The dead process's
 ``flock`` was dropped by the kernel; if the lock is still held for a moment
 (the old process not yet gone, or a driver repairing orphans), the
-constructor waits for it. A different actor never shares the id, so two
-writers never collide, on a local disk or on object storage (no locks there).
+constructor waits for it, and after ``LOCK_WAIT_S`` takes a new shard
+(``<id>-<token>``): the old process lives on (a lost node's worker). A
+different actor never shares the id, so two writers never collide on a local
+disk; on object storage (no locks) a restarted actor reopens its shard, so a
+predecessor that lives on there is the one case a shard has two writers.
 
 Calls run in two concurrency groups: ``retarget`` in the default group (one
 video at a time) and the cheap control calls (``info``, ``current``, ``close``)
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import secrets
 import socket
 import time
 import warnings
@@ -35,7 +39,7 @@ import ray
 
 from hop_data.retarget.config import RetargetConfig
 
-LOCK_WAIT_S = 60.0  # how long a (re)starting actor waits for its shard's lock
+LOCK_WAIT_S = 5.0  # how long a (re)starting actor waits for its shard's lock before taking a new shard
 
 
 @dataclass
@@ -141,7 +145,7 @@ class SimulatorActor:
         storage_options: dict[str, Any] | None = None,
     ):
         from hop_data.retarget.engine import Retargeter
-        from hop_data.store import StoreLockedError, TrajectoryStore
+        from hop_data.store import TrajectoryStore
 
         self.config = config
         self.threads = int(threads)
@@ -151,20 +155,29 @@ class SimulatorActor:
         with warnings.catch_warnings():  # the property itself uses a deprecated accessor
             warnings.simplefilter("ignore")
             self.reconstructed = bool(ctx.was_current_actor_reconstructed) if ctx.get_actor_id() else False
-        self.writer_id = writer_id_for(writer_prefix, self.actor_id)
         self.store = TrajectoryStore.open(
             store, "a", num_points=self.config.scene.num_points, storage_options=storage_options
         )
+        self.writer = self._open_shard(writer_id_for(writer_prefix, self.actor_id))
+        self.writer_id = self.writer.writer_id
+        self._current: str | None = None
+
+    def _open_shard(self, writer_id: str) -> Any:
+        """This actor's shard, repaired (opening cuts back what a killed predecessor
+        left uncommitted). A lock still held after ``LOCK_WAIT_S`` means the
+        predecessor lives on (a lost node's worker that Ray presumed dead): it keeps
+        its shard, and this process writes a new one, ``<writer id>-<token>``.
+        Exactly-once holds across shards (a commit checks every shard)."""
+        from hop_data.store import StoreLockedError
+
         deadline = time.monotonic() + LOCK_WAIT_S
-        while True:  # opening = repairing what a killed predecessor left uncommitted
+        while True:
             try:
-                self.writer = self.store.writer(self.writer_id)
-                break
+                return self.store.writer(writer_id)
             except StoreLockedError:
                 if time.monotonic() > deadline:
-                    raise
+                    return self.store.writer(f"{writer_id}-{secrets.token_hex(3)}")
                 time.sleep(0.5)
-        self._current: str | None = None
 
     # ------------------------------------------------------------------ control group
     @ray.method(concurrency_group="control")

@@ -11,7 +11,10 @@ import argparse
 import contextlib
 import os
 import sys
-from typing import Callable, TextIO
+from typing import TYPE_CHECKING, Callable, TextIO
+
+if TYPE_CHECKING:
+    from hop_data.service.config import GenerateConfig
 
 HELP = "videos and HOI files -> (lifting) -> retargeting on a pool of Ray actors -> store"
 
@@ -47,9 +50,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return run_driver(config, args.json)
 
 
-def run_driver(config: object, as_json: bool) -> int:
+def run_driver(config: GenerateConfig, as_json: bool, on_ray_up: Callable[[], object] | None = None) -> int:
     """Run the service in this process: the summary on stdout, errors as one
-    line on stderr, an exit status (``hop_data.service.errors``)."""
+    line on stderr, an exit status (``hop_data.service.errors``). ``on_ray_up``
+    is called once Ray runs (the supervisor's cue)."""
     from hop_data.report import exit_status, print_summary
     from hop_data.service.driver import ServiceError, generate
     from hop_data.service.errors import EXIT_INTERRUPTED, lost_message
@@ -57,7 +61,7 @@ def run_driver(config: object, as_json: bool) -> int:
 
     out = json_stdout(as_json)
     try:
-        summary = generate(config)
+        summary = generate(config, on_ray_up=on_ray_up)
     except ServiceError as exc:  # RayLostError included: what died and how to resume
         print(f"hop-data generate: error: {exc}", file=sys.stderr)
         return exc.exit_status

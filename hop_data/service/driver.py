@@ -137,7 +137,8 @@ class Generator:
 
     ``actor_cls`` and ``lift_fn`` replace the simulator actor class and the
     lifting function (tests inject faults and stubs with them);
-    ``on_dispatch(slot, work)`` is called whenever a video is handed to an actor."""
+    ``on_dispatch(slot, work)`` is called whenever a video is handed to an actor,
+    ``on_ray_up()`` once Ray runs (the supervisor of the embedded Ray waits for it)."""
 
     def __init__(
         self,
@@ -145,11 +146,13 @@ class Generator:
         actor_cls: type = SimulatorActor,
         lift_fn: Callable[[str, str, dict[str, Any]], str] | None = None,
         on_dispatch: Callable[[Slot, Work], None] | None = None,
+        on_ray_up: Callable[[], object] | None = None,
     ):
         self.cfg = config
         self.actor_cls = actor_cls
         self.lift_fn = lift_fn
         self.on_dispatch = on_dispatch
+        self.on_ray_up = on_ray_up
         self.slots: list[Slot] = []
         self.results: list[Any] = []
         self.failed: list[dict[str, str]] = []
@@ -195,6 +198,8 @@ class Generator:
         try:
             owns_ray = connect(cfg.address, cfg.num_cpus, cfg.log_to_driver)
             self.embedded = owns_ray and not (cfg.address or os.environ.get("RAY_ADDRESS"))  # we started it
+            if self.on_ray_up is not None:
+                self.on_ray_up()
             try:
                 self.one_machine = _single_local_node()
                 queue, lifts = self._plan(paths)
@@ -439,11 +444,14 @@ class Generator:
         nodes = ray.nodes()
         alive = [n for n in nodes if n.get("Alive")]
         gone = [f"{n.get('NodeID', '?')[:12]} at {n.get('NodeManagerAddress', '?')}" for n in nodes if not n.get("Alive")]
-        free = {k: ray.available_resources().get(k, 0.0) for k in needs}
-        total = {k: ray.cluster_resources().get(k, 0.0) for k in needs}
+        free, total = ray.available_resources(), ray.cluster_resources()
+
+        def amounts(resources: dict[str, float]) -> str:
+            return ", ".join(f"{k} {resources.get(k, 0.0):g}" for k in needs)
+
         return (
             f"no simulator actor could be placed for {waited:.0f} s (--placement-timeout-s {cfg.placement_timeout_s:g}): "
-            f"each needs {needs}; the {len(alive)} alive node(s) have {free} free of {total}"
+            f"each needs {amounts(needs)}; the {len(alive)} alive node(s) have {amounts(free)} free of {amounts(total)}"
             + (f"; node(s) lost: {', '.join(gone)}" if gone else "")
         )
 
@@ -467,10 +475,11 @@ class Generator:
             self._replace(slot, exc)
             return
         if slot.pid is not None and info.pid != slot.pid:
-            self.say(
-                f"actor {slot.index} restarted (pid {slot.pid} -> {info.pid}); "
-                f"it reopened and repaired its shard {info.writer_id}"
-            )
+            shard = (
+                f"it reopened and repaired its shard {info.writer_id}" if info.writer_id == slot.writer_id else
+                f"its shard {slot.writer_id} is still held by its old process (on a lost node?): it writes {info.writer_id}"
+            )  # fmt: skip
+            self.say(f"actor {slot.index} restarted (pid {slot.pid} -> {info.pid}); {shard}")
         slot.pid, slot.host, slot.writer_id, slot.state = info.pid, info.host, info.writer_id, "free"
         if self._t_first_actor is None:
             self._t_first_actor = time.perf_counter()

@@ -44,7 +44,7 @@ def lost_message(what: str, store: str, remedy: str = "") -> str:
     A commit is atomic, so whatever was committed is whole and nothing
     half-written is visible; a rerun skips the committed videos and repairs
     shards cut short (docs/service.md, "Faults")."""
-    remedy = f"{remedy}, then run" if remedy else "Run"
+    remedy = f"{remedy[:1].upper()}{remedy[1:]}, then run" if remedy else "Run"
     return (
         f"{what}; the run stopped. The store {store} is intact: every committed video is complete and "
         f"nothing half-written is visible. {remedy} the same command again to resume: committed videos are "

@@ -23,11 +23,11 @@ LOOPBACK = "127.0.0.1"
 # found dead at once, the raylet died first (the GCS outlives a raylet; it dies with the driver,
 # which Ray ends when its raylet dies).
 SERVERS = ("raylet", "gcs_server")
-SHUTDOWN_WAIT_S = 5.0  # how long a shutdown after a lost node may take before the driver gives up on it
+SHUTDOWN_WAIT_S = 2.0  # how long a shutdown after a lost node may take before the driver gives up on it
 
 
 @contextmanager
-def _loopback_node() -> Iterator[None]:
+def loopback_node() -> Iterator[None]:
     """Make Ray take 127.0.0.1 as this node's address while it starts.
 
     Ray turns a requested 127.0.0.1 into the machine's routable address unless
@@ -76,7 +76,7 @@ def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None, lo
     with a warning here)."""
     import ray
 
-    with _loopback_node():
+    with loopback_node():
         ray.init(
             include_dashboard=False,
             _node_ip_address=LOOPBACK,

@@ -17,8 +17,8 @@ the user started stays out of Ray:
 - it watches the driver and the node's GCS and raylet (found by name among
   its descendants). The driver notices a dead server itself within a second
   and exits with its own message (status 3); one that has not ended
-  ``GRACE_S`` after a server died (stuck in ``ray.init`` or a disconnect) is
-  killed;
+  ``GRACE_S`` after a server died (stuck in a disconnect) is killed, one still
+  in ``ray.init`` at once (its failure would take half a minute);
 - a driver that ends without reporting its status (killed, or ended by Ray)
   gets its message here: what died, that the store is intact, how to resume;
 - at the end, whatever still runs below this process is ended, by pid.
@@ -66,24 +66,24 @@ class Supervisor:
 
     def run(self) -> int:
         processes.become_subreaper()
-        self.child, status = self._start_driver()
+        self.child, self.status = self._start_driver()
         handlers = self._forward_signals()
         try:
             self._watch()
-            reported = _read_status(status)
+            self.status.read()
         finally:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
-            os.close(status)
+            self.status.close()
             processes.end(processes.descendants(os.getpid()))
-        if reported is not None:
-            return reported
+        if self.status.exit_status is not None:
+            return self.status.exit_status
         print(f"{PROG}: error: {lost_message(self._what_died(), self.config.store)}", file=sys.stderr)
         return EXIT_RAY_LOST
 
     # ------------------------------------------------------------------ the driver
-    def _start_driver(self) -> tuple[subprocess.Popen, int]:
-        """The child, its request sent; returns it and the read end of its status pipe."""
+    def _start_driver(self) -> tuple[subprocess.Popen, StatusPipe]:
+        """The child, its request sent, and its status pipe."""
         request_r, request_w = os.pipe()
         status_r, status_w = os.pipe()
         cmd = [sys.executable, "-m", __name__, str(request_r), str(status_w), str(os.getpid())]
@@ -95,7 +95,7 @@ class Supervisor:
                 pickle.dump((self.config, self.as_json), pipe)
         except BrokenPipeError:  # the child died at once: _watch sees it
             pass
-        return child, status_r
+        return child, StatusPipe(status_r)
 
     def _forward_signals(self) -> dict[int, Any]:
         """Send SIGINT, SIGTERM and SIGHUP on to the driver (its own process group
@@ -107,10 +107,13 @@ class Supervisor:
         return previous
 
     def _watch(self) -> None:
-        """Until the driver ends; stop it when it outlives a dead server by GRACE_S."""
+        """Until the driver ends; stop it when it outlives a dead server by GRACE_S
+        (at once while it is still in ``ray.init``, which then fails only after 30 s)."""
         while self.child.poll() is None:
             self._look_at_servers()
-            if self.lost_at is not None and time.monotonic() - self.lost_at > GRACE_S:
+            self.status.read()
+            grace = GRACE_S if self.status.up else 0.0
+            if self.lost_at is not None and time.monotonic() - self.lost_at > grace:
                 self.child.kill()
                 self.child.wait()
                 self.stopped = True
@@ -137,7 +140,7 @@ class Supervisor:
         code = self.child.returncode
         driver = f"the driver (pid {self.child.pid})"
         if self.stopped:
-            return f"{self.lost}; {driver} did not stop by itself within {GRACE_S:.0f} s and was ended"
+            return f"{self.lost}; {driver} was ended" + ("" if self.status.up else " (it was starting Ray)")
         killed = code < 0 and code != -signal.SIGABRT  # Ray ends its driver by exit or abort, never a kill
         if killed and not self.server_first:  # its servers die with it (they share its fate)
             return f"{driver} was killed by {signal.Signals(-code).name} (e.g. by the out-of-memory killer)"
@@ -146,17 +149,35 @@ class Supervisor:
         return f"{driver} ended unexpectedly with status {code} and no summary"
 
 
-def _read_status(fd: int) -> int | None:
-    """The exit status the driver reported before ending (None: it ended without a word)."""
-    os.set_blocking(fd, False)
-    try:
-        text = os.read(fd, 4096).decode(errors="replace")
-    except BlockingIOError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("exit "):
-            return int(line.split()[1])
-    return None
+class StatusPipe:
+    """What the driver reports on its status pipe: ``up`` once its Ray runs,
+    ``exit N`` just before it ends (a driver that ends without it died)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        os.set_blocking(fd, False)
+        self.lines: list[str] = []
+        self._partial = b""
+
+    def read(self) -> None:
+        """Take in whatever the driver wrote since the last call (never blocks)."""
+        try:
+            chunk = os.read(self.fd, 4096)
+        except BlockingIOError:
+            return
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        self.lines += [line.decode(errors="replace") for line in lines]
+
+    @property
+    def up(self) -> bool:
+        return "up" in self.lines
+
+    @property
+    def exit_status(self) -> int | None:
+        return next((int(line.split()[1]) for line in self.lines if line.startswith("exit ")), None)
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 # ---------------------------------------------------------------------- the child
@@ -172,7 +193,7 @@ def child_main(request_fd: int, status_fd: int, parent: int) -> None:
         config, as_json = pickle.load(pipe)
     from .cli import run_driver
 
-    code = run_driver(config, as_json)
+    code = run_driver(config, as_json, on_ray_up=lambda: os.write(status_fd, b"up\n"))
     os.write(status_fd, f"exit {code}\n".encode())
     sys.stdout.flush()
     sys.stderr.flush()
