@@ -133,6 +133,7 @@ class Episodes:
 
     done: np.ndarray
     success: np.ndarray
+    milestone: np.ndarray
     returns: np.ndarray
     lengths: np.ndarray
 
@@ -141,7 +142,7 @@ def run_episodes(env, act: Callable, seed: int, progress: Any = None, frames: Ca
     """Run every env of ``env`` through one episode with ``act``; collect outcomes."""
     n = env.num_envs
     obs, _ = env.reset(seed=seed)
-    res = Episodes(np.zeros(n, bool), np.zeros(n, bool), np.zeros(n), np.zeros(n, np.int64))
+    res = Episodes(np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool), np.zeros(n), np.zeros(n, np.int64))
     restarted = np.ones(n, dtype=bool)
     for _ in range(env.config.episode_steps):
         actions = act(obs, restarted)
@@ -153,6 +154,7 @@ def run_episodes(env, act: Callable, seed: int, progress: Any = None, frames: Ca
             final = info["final_info"]
             new = ended & ~res.done
             res.success[new] = final["episode_success"][new]
+            res.milestone[new] = final["episode_milestone"][new]
             res.returns[new] = final["episode_return"][new]
             res.lengths[new] = final["episode_length"][new]
             res.done |= ended
@@ -223,6 +225,8 @@ def evaluate(
         "episodes": m,
         "success_rate": k / m,
         "success_ci95": [lo, hi],
+        "milestone": env.milestone,
+        "milestone_rate": float(res.milestone.mean()),
         "mean_return": float(res.returns.mean()),
         "mean_length": float(res.lengths.mean()),
         "per_object": {

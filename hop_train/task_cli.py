@@ -68,7 +68,8 @@ def evaluate_main(argv: Sequence[str]) -> int:
     else:
         lo, hi = summary["success_ci95"]
         print(f"{summary['task']} · {summary['policy']} · {summary['episodes']} episodes ({summary['objects']} objects)")
-        print(f"  success {summary['success_rate']:.1%} (95 % CI {lo:.1%}–{hi:.1%}), mean return {summary['mean_return']:.1f}, "
+        print(f"  success {summary['success_rate']:.1%} (95 % CI {lo:.1%}–{hi:.1%}), "
+              f"{summary['milestone']} {summary['milestone_rate']:.1%}, mean return {summary['mean_return']:.1f}, "
               f"{summary['wall_s']:.1f} s")  # fmt: skip
         for name, row in summary["per_object"].items():
             print(f"  {name:24s} {row['success_rate']:.1%} of {row['episodes']}")

@@ -191,6 +191,7 @@ def test_cabinet_success_rule_and_contact_reset():
     for k in range(HOLD_STEPS):
         _, _, terminated, _, info = env.step(hold_actions(env))
     assert terminated[0] and info["success"][0] and not info["success"][1]
+    assert info["final_info"]["episode_milestone"][0] and env.milestone == "half open"
     # The ended episode restarted: its drawer is closed again.
     assert env.opening()[0] == pytest.approx(0.0, abs=1e-6)
     contact = constructed(env, arm_contact=np.array([False, True]))

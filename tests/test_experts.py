@@ -13,27 +13,27 @@ from hop_robot.embodiment import spec
 from hop_train.envs import make_vector
 from hop_train.envs.demos import record_demos
 from hop_train.envs.experts import make_expert
+from hop_train.evaluate import run_episodes
 
 
 def _success_rate(task: str, num_envs: int, steps: int, seed: int = 0, **options) -> float:
-    env = make_vector(task, num_envs, nthread=2, **options)
+    """The expert's success rate over one ``steps``-step episode per env (the
+    evaluation loop); every success must have passed the task's milestone."""
+    env = make_vector(task, num_envs, nthread=2, episode_steps=steps, **options)
     try:
-        obs, _ = env.reset(seed=seed)
         expert = make_expert(task)
         expert.reset(env)
-        done = np.zeros(num_envs, dtype=bool)
-        success = np.zeros(num_envs, dtype=bool)
-        for _ in range(steps):
+
+        def act(obs, restarted):
             action = expert(env, obs)
             assert action.shape == (num_envs, spec.NUM_JOINTS)
             assert np.all(np.abs(action) <= 1.0)
-            obs, _, terminated, truncated, info = env.step(action)
-            ended = (terminated | truncated) & ~done
-            success |= ended & info["final_info"]["episode_success"] if ended.any() else False
-            done |= ended
-            if done.all():
-                break
-        return float(success.mean())
+            return action
+
+        res = run_episodes(env, act, seed)
+        assert res.done.all()
+        assert np.all(res.milestone[res.success]), f"{task}: a success without its milestone ({env.milestone})"
+        return float(res.success.mean())
     finally:
         env.close()
 

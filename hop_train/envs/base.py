@@ -118,6 +118,7 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
         self.steps = np.zeros(n, dtype=np.int64)
         self.returns = np.zeros(n)
         self.successes = np.zeros(n, dtype=bool)
+        self.milestones = np.zeros(n, dtype=bool)  # reached the task's milestone (``milestone``) this episode
         self._force = np.zeros((n, 3))
         self._obs = None
         self._last_action = np.zeros((n, spec.NUM_JOINTS))
@@ -133,6 +134,15 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
 
     def _task_reset(self, ids: np.ndarray) -> None:
         """Task bookkeeping for the envs ``ids`` just reset (goals, flags, previous distances)."""
+
+    #: what ``_milestone`` measures: a step on the way to success that a
+    #: policy without success can still reach (so evaluations of weak
+    #: policies tell them apart).
+    milestone = "success"
+
+    def _milestone(self) -> np.ndarray:
+        """(N,) bool: the envs at the task's milestone now (default: success)."""
+        return self.successes
 
     @abc.abstractmethod
     def _task_step(self, obs) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
@@ -195,6 +205,7 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
         reward, terms, success, failed = self._task_step(obs)
         self.returns += reward
         self.successes |= success
+        self.milestones |= self._milestone()
         terminated = success | failed
         truncated = (self.steps >= self.config.episode_steps) & ~terminated
         observation = self._observation(obs)
@@ -209,6 +220,7 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
                 "episode_return": np.where(done, self.returns, 0.0),
                 "episode_length": np.where(done, self.steps, 0),
                 "episode_success": np.where(done, self.successes, False),
+                "episode_milestone": np.where(done, self.milestones, False),
             }
             info["final_obs"] = np.empty(self.num_envs, dtype=object)
             for i in ids:
@@ -263,6 +275,7 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
         self.steps[ids] = 0
         self.returns[ids] = 0.0
         self.successes[ids] = False
+        self.milestones[ids] = False
         self._force[ids] = 0.0
         self._last_action[ids] = spec.SCALER.scale(q)
         self._obs = obs

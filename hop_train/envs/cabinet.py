@@ -89,6 +89,11 @@ class OpenCabinetVectorEnv(TaskVectorEnv):
         self._opening = self.opening()
         self._opening_vel = self.sim.qvel[:, self._drawer_dof]
 
+    milestone = "half open"  # the drawer opened half of SUCCESS_OPENING
+
+    def _milestone(self) -> np.ndarray:
+        return self._opening >= SUCCESS_OPENING / 2
+
     def _task_reset(self, ids: np.ndarray) -> None:
         self.hold[ids] = 0
         self._read_drawer()

@@ -80,6 +80,11 @@ class _GraspVectorEnv(TaskVectorEnv):
         self._table_lo = np.array([table.table_distance - table.table_size[0] / 2, -table.table_size[1] / 2])
         self._table_hi = np.array([table.table_distance + table.table_size[0] / 2, table.table_size[1] / 2])
 
+    milestone = "lifted"  # the object rose REWARD["lift_height"] above its rest (the lift bonus was paid)
+
+    def _milestone(self) -> np.ndarray:
+        return self.lifted
+
     @abc.abstractmethod
     def _goal_for(self, ids: np.ndarray, pose: np.ndarray) -> np.ndarray:
         """(len(ids), 3) the goal of the envs ``ids`` whose object starts at ``pose (len(ids), 7)``."""
