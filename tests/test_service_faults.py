@@ -41,6 +41,7 @@ from hop_data.store import TrajectoryStore  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
+REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 VIDEOS = 6
 ATTEMPTS = 6
@@ -309,3 +310,32 @@ def test_a_restarted_actor_whose_predecessor_lives_on_writes_a_new_shard(tmp_pat
     finally:
         holder.stdin.close()
         holder.wait(30)
+
+
+# ---------------------------------------------------------------------- chaos
+
+
+def test_chaos_soak_quick_loses_and_duplicates_nothing(tmp_path):
+    """bench/chaos_service.py --quick: random actors SIGKILLed every 3 s and one
+    in the middle of a commit; every episode of the fault-free run, exactly once."""
+    log = tmp_path / "stderr.txt"
+    with open(log, "wb") as err:  # a file, not a pipe: Ray's lines would fill a pipe nobody reads yet
+        bench = subprocess.Popen([PYTHON, str(REPO / "bench" / "chaos_service.py"), "--quick"], cwd=REPO,
+                                 stdout=subprocess.PIPE, stderr=err, start_new_session=True)  # fmt: skip
+    family = Family(bench.pid)
+    try:
+        wait_for(lambda: family.look() is None or bench.poll() is not None, 300, "the quick chaos soak")
+        out = bench.stdout.read()
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+        bench.stdout.close()
+        family.end()
+    assert bench.returncode == 0, log.read_text()[-3000:]
+    result = json.loads(out)
+    assert result["exactly_once"] and result["episodes_written"] == result["episodes_expected"] > 0
+    assert result["episodes_lost"] == result["episodes_duplicated"] == result["episodes_differing"] == 0
+    assert result["kills"]["writer_in_commit"] == 1 and result["kills"]["random_actors"] >= 1
+    assert not result["videos_failed"]
+    wait_for(lambda: not family.left(), 10, "every process of the bench's Ray ended")
