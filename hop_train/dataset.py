@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
-from hop_data.store import DEFAULT_CHUNK_BYTES, StoreReader, TrajectoryStore
+from hop_data.store import DEFAULT_CHUNK_BYTES, Commit, StoreError, StoreReader, TrajectoryStore
 from hop_robot.embodiment.spec import CONTEXT, SCALER
 
 __all__ = [
@@ -96,31 +96,44 @@ class Split:
     val_sources: tuple[str, ...]
 
 
-def split_by_source(episode_sources: Sequence[str] | np.ndarray, val_fraction: float, seed: int = 0) -> Split:
+def split_by_source(
+    episode_sources: Sequence[str] | np.ndarray, val_fraction: float, seed: int = 0, keep: Split | None = None
+) -> Split:
     """Split episodes into train / validation BY SOURCE VIDEO: all attempts
     retargeted from one video land on the same side.
 
     Sources (those with episodes) are ranked by ``blake2b(f"{seed}:{source}")``
     and the first ``round(val_fraction * n)`` go to validation (at least one
     when ``val_fraction > 0``, never all). Deterministic, independent of the
-    store's order; a source keeps its rank when others are added."""
+    store's order; a source keeps its rank when others are added.
+
+    ``keep``, the split of a store that has grown since: its sources stay on
+    their side (a model never trains on a video it was validated on, or the
+    reverse), and each new source goes to validation when its rank, read as a
+    fraction of all ranks, is below ``val_fraction``: a rule of its own, so a
+    source's side does not depend on what else was committed meanwhile."""
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     episode_sources = np.asarray(episode_sources).astype(str)
     sources = sorted(set(episode_sources.tolist()))
-    n_val = 0
-    if val_fraction > 0:
-        if len(sources) < 2:
-            raise DatasetError(
-                f"splitting by source video needs at least 2 sources with episodes, the store has {len(sources)}; "
-                "add videos or set val_fraction to 0 (no validation)"
-            )
-        n_val = min(max(1, round(val_fraction * len(sources))), len(sources) - 1)
 
     def rank(source: str) -> bytes:
         return hashlib.blake2b(f"{seed}:{source}".encode(), digest_size=16).digest()
 
-    val_sources = tuple(sorted(sorted(sources, key=rank)[:n_val]))
+    if keep is not None:
+        kept = set(keep.train_sources) | set(keep.val_sources)
+        new = [s for s in sources if s not in kept and int.from_bytes(rank(s), "big") < val_fraction * 2**128]
+        val_sources = tuple(sorted({*keep.val_sources, *new}))
+    else:
+        n_val = 0
+        if val_fraction > 0:
+            if len(sources) < 2:
+                raise DatasetError(
+                    f"splitting by source video needs at least 2 sources with episodes, the store has {len(sources)}; "
+                    "add videos or set val_fraction to 0 (no validation)"
+                )
+            n_val = min(max(1, round(val_fraction * len(sources))), len(sources) - 1)
+        val_sources = tuple(sorted(sorted(sources, key=rank)[:n_val]))
     is_val = np.isin(episode_sources, np.array(val_sources, dtype=str))
     return Split(
         train_episodes=np.flatnonzero(~is_val),
@@ -146,6 +159,14 @@ class StoreArrays:
         storage_options: fsspec options for remote URLs.
         check_finite: scan for NaN/inf (RAM arrays at load; streamed clouds as
             each batch is read).
+        snapshot: the commits to read (``TrajectoryStore.commits()``, e.g. one
+            every DDP rank agreed on); None: everything committed now.
+
+    A store the service still appends to is read as a snapshot of its commits
+    (``snapshot``): only committed episodes, never a partial one, and every
+    process (DataLoader workers reopen the store) sees the same episodes at the
+    same rows. ``grown()`` says whether later commits exist; reopening then
+    picks them up (``HopDataModule(refresh_each_epoch=True)`` does, each epoch).
     """
 
     def __init__(
@@ -156,13 +177,15 @@ class StoreArrays:
         cache_bytes: int = 512 * 2**20,
         storage_options: Mapping[str, Any] | None = None,
         check_finite: bool = True,
+        snapshot: Mapping[str, Commit] | None = None,
     ) -> None:
         self.storage_options = dict(storage_options or {})
         self.cache_bytes = int(cache_bytes)
         self.check_finite = check_finite
         store = TrajectoryStore.open(url, "r", storage_options=self.storage_options)  # refuses a wrong embodiment
         self.url = store.url
-        reader = store.reader(cache_bytes=self.cache_bytes)
+        reader = store.reader(cache_bytes=self.cache_bytes, snapshot=snapshot)
+        self.snapshot = reader.snapshot  # what every reopening (a worker's reader) reads again
         self.num_points = store.num_points
         self.num_steps = reader.num_steps
         if reader.num_episodes == 0:
@@ -227,16 +250,26 @@ class StoreArrays:
     # -------------------------------------------------------------- per-process reader
     def reader(self) -> StoreReader:
         """This process's reader (zarr handles and chunk caches are not shared
-        across fork: a worker opens its own on first use)."""
+        across fork: a worker opens its own on first use), pinned to the
+        snapshot: on a growing store, rows would shift otherwise."""
         if self._reader is None or self._reader_pid != os.getpid():
-            store = TrajectoryStore.open(self.url, "r", storage_options=self.storage_options)
-            self._reader = store.reader(cache_bytes=self.cache_bytes)
+            try:
+                self._reader = self._open().reader(cache_bytes=self.cache_bytes, snapshot=self.snapshot)
+            except StoreError as exc:  # a commit of the snapshot is gone: the store was replaced
+                raise DatasetError(f"{self.url}: the store shrank since it was opened ({exc})") from None
             self._reader_pid = os.getpid()
-            if self._reader.num_steps < self.num_steps:
-                raise DatasetError(
-                    f"{self.url}: the store shrank to {self._reader.num_steps} steps since it was opened"
-                )
         return self._reader
+
+    def _open(self) -> TrajectoryStore:
+        return TrajectoryStore.open(self.url, "r", storage_options=self.storage_options)
+
+    def commits(self) -> dict[str, Commit]:
+        """The store's commits now (compare with ``snapshot``; pass to a new ``StoreArrays``)."""
+        return self._open().commits()
+
+    def grown(self, commits: Mapping[str, Commit] | None = None) -> bool:
+        """Whether the store (or ``commits``, read from it) holds commits this snapshot does not."""
+        return dict(self.commits() if commits is None else commits) != self.snapshot
 
     def __getstate__(self) -> dict[str, Any]:  # spawn-started workers: reopen, do not pickle zarr handles
         state = dict(self.__dict__)

@@ -42,6 +42,7 @@ from hop_data.store import TrajectoryStore
 from hop_robot.embodiment.spec import ARM, HAND, NUM_JOINTS, SCALER
 from hop_train.checkpoint import POLICY_ARGS, embodiment_record, export_checkpoint
 from hop_train.dataset import (
+    Split,
     StoreArrays,
     WindowDataset,
     WindowSampler,
@@ -254,6 +255,10 @@ class HopDataModule(pl.LightningDataModule):
         pin_memory: None: when CUDA is available.
         persistent_workers: keep workers between epochs (with num_workers > 0).
         storage_options: fsspec options for remote stores.
+        refresh_each_epoch: train on a store that is still being written: each
+            epoch starts with the episodes committed by then (the loaders are
+            rebuilt every epoch; sources seen before keep their side of the
+            split). Every DDP rank reads the commits rank 0 saw.
     """
 
     def __init__(
@@ -275,6 +280,7 @@ class HopDataModule(pl.LightningDataModule):
         persistent_workers: bool = True,
         prefetch_factor: int = 2,
         storage_options: Optional[dict[str, Any]] = None,
+        refresh_each_epoch: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -305,12 +311,38 @@ class HopDataModule(pl.LightningDataModule):
     def setup(self, stage: str) -> None:
         if self.arrays is not None:
             return
+        if self.hparams.refresh_each_epoch and self.trainer is not None:
+            self.trainer.reload_dataloaders_every_n_epochs = 1  # train_dataloader() runs, and refreshes, each epoch
+        self._load(self._agreed_commits())
+
+    def _agreed_commits(self) -> Optional[dict]:
+        """The store's commits as rank 0 reads them, the same on every rank (None
+        without a trainer: then each reader takes what is committed when it opens)."""
+        if self.trainer is None:
+            return None
+        commits = None
+        if self.trainer.is_global_zero:
+            commits = TrajectoryStore.open(self.store, "r", storage_options=self.hparams.storage_options).commits()
+        return self.trainer.strategy.broadcast(commits, src=0)
+
+    def refresh(self) -> bool:
+        """Reload the store if it has commits the datasets do not hold yet; whether it did."""
+        commits = self._agreed_commits()
+        if self.arrays is None or not self.arrays.grown(commits):
+            return False
+        self._load(commits, previous=self.split)
+        return True
+
+    def _load(self, commits: Optional[dict], previous: Optional[Split] = None) -> None:
+        """The datasets over ``commits`` of the store (None: all committed now);
+        the sources of a ``previous`` split keep their side."""
         hp = self.hparams
         self.arrays = StoreArrays(
-            self.store, pc_ram_bytes=hp.pc_ram_bytes, cache_bytes=hp.cache_bytes, storage_options=hp.storage_options
-        )
+            self.store, pc_ram_bytes=hp.pc_ram_bytes, cache_bytes=hp.cache_bytes, storage_options=hp.storage_options,
+            snapshot=commits,
+        )  # fmt: skip
         self._num_points = self.arrays.num_points
-        self.split = split_by_source(self.arrays.episode_sources, hp.val_fraction, hp.split_seed)
+        self.split = split_by_source(self.arrays.episode_sources, hp.val_fraction, hp.split_seed, keep=previous)
         rank, _ = self._rank()
         self.train_set = WindowDataset(
             self.arrays,
@@ -361,11 +393,13 @@ class HopDataModule(pl.LightningDataModule):
             num_workers=workers,
             collate_fn=collate_windows,
             pin_memory=torch.cuda.is_available() if hp.pin_memory is None else hp.pin_memory,
-            persistent_workers=workers > 0 and hp.persistent_workers,
+            persistent_workers=workers > 0 and hp.persistent_workers and not hp.refresh_each_epoch,  # new each epoch
             prefetch_factor=hp.prefetch_factor if workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:
+        if self.hparams.refresh_each_epoch:
+            self.refresh()
         return self._loader(self.train_set, train=True)
 
     def val_dataloader(self) -> DataLoader | list:

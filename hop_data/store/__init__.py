@@ -19,7 +19,10 @@ A commit writes rows past ``committed_steps``, then the per-episode rows past
 ``committed_episodes``, then rewrites the shard's attributes in one metadata
 write. Readers read only up to the committed counts; a reopening writer cuts
 its arrays back to them. ``StoreReader`` is the union of the shards (sorted by
-name); a source committed by two shards is kept from the first.
+name); a source committed by two shards is kept from the first. A reader can
+be pinned to an earlier snapshot of the commits (``TrajectoryStore.commits()``,
+``StoreReader.snapshot``): on a store still being written, the same episodes
+at the same rows.
 
 Modules: ``layout`` (format constants, node names, root attributes and their
 check, opening), ``errors``, ``episode`` (``Episode``, ``CommitResult``, input
@@ -43,6 +46,7 @@ from .layout import (
     META_CHUNK_EPISODES,
     STEP_FIELDS,
     VERSION,
+    Commit,
 )
 from .reader import StoreReader
 from .repair import repair_orphan_shards
@@ -58,6 +62,7 @@ __all__ = [
     "META_CHUNK_EPISODES",
     "STEP_FIELDS",
     "VERSION",
+    "Commit",
     "CommitResult",
     "Episode",
     "IncompatibleStoreError",

@@ -13,7 +13,7 @@ import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlparse
 
 import numpy as np
@@ -108,6 +108,21 @@ def check_root(attrs: Mapping[str, Any], where: str) -> None:
     num_points = attrs.get("num_points")
     if not isinstance(num_points, int) or num_points < 1:
         raise StoreError(f"{where}: root attribute 'num_points' must be a positive int, got {num_points!r}")
+
+
+class Commit(NamedTuple):
+    """A shard's commit record as counts: what a reader of it holds. A store only
+    grows (commits append; a repair never cuts below one), so a snapshot of every
+    shard's ``Commit`` names the same rows for as long as the store exists."""
+
+    steps: int
+    episodes: int
+    sources: int
+
+    @classmethod
+    def of(cls, attrs: Mapping[str, Any]) -> Commit:
+        """The counts of ``commit_attrs``'s record."""
+        return cls(attrs["committed_steps"], attrs["committed_episodes"], len(attrs["committed_sources"]))
 
 
 def commit_attrs(group: zarr.Group, where: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -15,7 +15,7 @@ import zarr
 from zarr.errors import ZarrUserWarning
 
 from .errors import StoreError
-from .layout import EPISODE_FIELDS, STEP_FIELDS, commit_attrs, open_group, shard_path, step_row_shape
+from .layout import EPISODE_FIELDS, STEP_FIELDS, Commit, commit_attrs, open_group, shard_path, step_row_shape
 
 if TYPE_CHECKING:
     from .trajectory_store import TrajectoryStore
@@ -37,9 +37,17 @@ class StoreReader:
     ``episode_ends (E,)`` indexes them. Low-dim arrays load whole
     (``proprio``, ``action``: (N, 23)); ``windows`` gathers (B, L, ...) windows
     chunk by chunk through an LRU cache of decoded chunks.
+
+    ``snapshot`` (shard id -> ``Commit``, e.g. another reader's ``snapshot``)
+    pins the reader to those commits: on a store that writers still append to,
+    a later reader (a DataLoader worker's) then sees the very same episodes at
+    the very same global rows. Without it, rows of a shard shift whenever a
+    shard sorted before it commits more.
     """
 
-    def __init__(self, store: TrajectoryStore, cache_bytes: int = 512 * 2**20):
+    def __init__(
+        self, store: TrajectoryStore, cache_bytes: int = 512 * 2**20, snapshot: Mapping[str, Commit] | None = None
+    ):
         self.store = store
         self.num_points = store.num_points
         self._shards: list[_Shard] = []
@@ -51,13 +59,18 @@ class StoreReader:
         self.sources: list[str] = []  # committed sources, kept commit, in precedence order
         ep_shard, ep_start, ep_len, metas = [], [], [], []
         self.num_ignored_episodes = 0
-        for index, shard_id in enumerate(store.shard_ids()):
+        for shard_id in store.shard_ids():
+            if snapshot is not None and shard_id not in snapshot:
+                continue  # born after the snapshot
             where = f"{store.url}/{shard_path(shard_id)}"
             group = open_group(store._zstore, shard_path(shard_id), "r", where)
             attrs = commit_attrs(group, where)
+            if snapshot is not None:
+                attrs = _pinned(attrs, Commit(*snapshot[shard_id]), where)
             shard = _Shard(
                 shard_id, attrs["committed_steps"], attrs["committed_episodes"], attrs["committed_sources"], {}
             )
+            index = len(self._shards)
             self._shards.append(shard)
             kept = [s for s in shard.sources if s not in seen]
             seen.update(kept)
@@ -88,6 +101,11 @@ class StoreReader:
         else:
             self._meta = {n: np.zeros((0, *s), np.dtype(d)) for n, (d, s) in EPISODE_FIELDS.items()}
         self._segments()
+
+    @property
+    def snapshot(self) -> dict[str, Commit]:
+        """The commits this reader holds (shards with nothing committed left out)."""
+        return {s.id: Commit(s.steps, s.episodes, len(s.sources)) for s in self._shards if s.steps or s.sources}
 
     def _read_meta(self, group: zarr.Group, shard: _Shard, where: str) -> dict[str, np.ndarray]:
         with warnings.catch_warnings():
@@ -279,3 +297,15 @@ class StoreReader:
         while self._cached > self._cache_bytes:
             _, old = self._cache.popitem(last=False)
             self._cached -= old.nbytes
+
+
+def _pinned(attrs: dict[str, Any], commit: Commit, where: str) -> dict[str, Any]:
+    """A shard's commit record cut back to an earlier ``commit`` of it."""
+    if any(now < then for now, then in zip(Commit.of(attrs), commit)):
+        raise StoreError(f"{where}: fewer commits ({Commit.of(attrs)}) than a snapshot of it held ({commit})")
+    return {
+        "committed_steps": commit.steps,
+        "committed_episodes": commit.episodes,
+        "committed_sources": attrs["committed_sources"][: commit.sources],
+    }
+

@@ -19,6 +19,7 @@ from .errors import IncompatibleStoreError, StoreError
 from .layout import (
     DEFAULT_NUM_POINTS,
     SHARDS,
+    Commit,
     check_root,
     commit_attrs,
     has_root,
@@ -132,6 +133,16 @@ class TrajectoryStore:
         where = f"{self.url}/{shard_path(writer_id)}"
         return commit_attrs(open_group(self._zstore, shard_path(writer_id), "r", where), where)
 
+    def commits(self) -> dict[str, Commit]:
+        """Every shard's commit record now, as counts (shards with nothing committed
+        left out): a snapshot to pin readers to, and compare with a later one."""
+        out = {}
+        for shard in self.shard_ids():
+            commit = Commit.of(self.shard_attrs(shard))
+            if any(commit):
+                out[shard] = commit
+        return out
+
     def committed_sources(self) -> dict[str, str]:
         """source -> id of the shard whose commit readers keep (the first by shard name)."""
         kept: dict[str, str] = {}
@@ -171,9 +182,11 @@ class TrajectoryStore:
         """The writer of shard ``writer_id`` (created, or repaired and resumed)."""
         return ShardWriter(self, writer_id, extra_fields)
 
-    def reader(self, cache_bytes: int = 512 * 2**20) -> StoreReader:
-        """A snapshot of everything committed now."""
-        return StoreReader(self, cache_bytes=cache_bytes)
+    def reader(self, cache_bytes: int = 512 * 2**20, snapshot: Mapping[str, Commit] | None = None) -> StoreReader:
+        """A snapshot of everything committed now, or of what ``snapshot`` (a
+        ``commits()`` or ``StoreReader.snapshot`` taken earlier) held: the same
+        episodes at the same rows, however much the store has grown since."""
+        return StoreReader(self, cache_bytes=cache_bytes, snapshot=snapshot)
 
     def repair_orphan_shards(self, prefix: str) -> list[str]:
         """Repair the shards ``<prefix>-*`` left with uncommitted rows by writers
