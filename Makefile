@@ -80,11 +80,12 @@ test: install lift-env
 	@$(MAKE) --no-print-directory test-signals
 	@$(MAKE) --no-print-directory experiment-smoke
 
-# The robot loop's tests again with SIGINT ignored, as nohup, a background job or
-# a CI runner may start them: they must not depend on the inherited disposition.
+# The robot loop's and the service faults' tests again with SIGINT ignored, as nohup, a
+# background job or a CI runner may start them: they must not depend on the inherited
+# disposition (the service's supervisor forwards only the signals it was not told to ignore).
 test-signals: install
 	$(BIN)/python -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])' \
-	  $(BIN)/python -m pytest -q tests/test_robot_loop.py
+	  $(BIN)/python -m pytest -q tests/test_robot_loop.py tests/test_service_faults.py
 
 # The paper's claims on this stack (docs/experiment.md). Resumable: run it again after a kill.
 # CPU scale (<= 2 h here): run files under results/cpu/, report in docs/results.md.

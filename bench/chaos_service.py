@@ -18,7 +18,7 @@ the driver's memory (this process's RSS) over the chaos run; aim: 0 lost,
 0 duplicated, growth < 10 %. Exit status 1 when a video was lost, duplicated
 or changed.
 
-    .venv/bin/python bench/chaos_service.py [--quick] [--videos 150] [--attempts 8] [--kill-every 8]
+    .venv/bin/python bench/chaos_service.py [--quick] [--videos 300] [--attempts 8] [--kill-every 8]
 
 ``--quick`` (8 videos, a kill every 3 s) takes well under a minute; the
 default, a few minutes on 2 cores.
@@ -215,7 +215,7 @@ def count(expected: dict[str, list], store: Path) -> dict:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="8 videos, 4 attempts, a kill every 3 s (< 1 min)")
-    parser.add_argument("--videos", type=int, default=150)
+    parser.add_argument("--videos", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=2.5, help="length of each video")
     parser.add_argument("--attempts", type=int, default=8)
     parser.add_argument("--actors", type=int, default=2)

@@ -43,7 +43,7 @@ def lost_message(what: str, store: str, remedy: str = "") -> str:
 
     A commit is atomic, so whatever was committed is whole and nothing
     half-written is visible; a rerun skips the committed videos and repairs
-    shards cut short (docs/service.md, "Faults")."""
+    shards cut short (docs/reliability.md)."""
     remedy = f"{remedy[:1].upper()}{remedy[1:]}, then run" if remedy else "Run"
     return (
         f"{what}; the run stopped. The store {store} is intact: every committed video is complete and "
