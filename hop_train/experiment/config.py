@@ -35,6 +35,7 @@ class ExperimentConfig:
     # ---- 3. PPO and baselines
     ppo_tasks: list[str] = field(default_factory=lambda: ["GraspLift-v0"])
     ppo_methods: list[str] = field(default_factory=lambda: ["hop", "scratch", "dapg", "amp"])
+    ppo_seeds: list[int] = field(default_factory=lambda: [0])  # PPO and ablation runs (paper protocol: 2)
     ppo_envs: int = 4
     ppo_horizon: int = 5
     ppo_minibatches: int = 1  # per rollout

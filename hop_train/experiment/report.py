@@ -45,10 +45,11 @@ def _csv(path: Path) -> list[dict[str, float]]:
         return rows
 
 
-def _pooled(summaries: list[dict]) -> tuple[float, float, tuple[float, float], int]:
-    """(mean success over seeds, std over seeds, pooled 95 % interval, episodes)."""
-    rates = [s["success_rate"] for s in summaries]
-    k = sum(round(s["success_rate"] * s["episodes"]) for s in summaries)
+def _pooled(summaries: list[dict], key: str = "success_rate") -> tuple[float, float, tuple[float, float], int]:
+    """(mean rate over seeds, std over seeds, pooled 95 % interval, episodes) of
+    ``key`` (``success_rate``, or ``milestone_rate``: 0 in files from before it)."""
+    rates = [s.get(key, 0.0) for s in summaries]
+    k = sum(round(s.get(key, 0.0) * s["episodes"]) for s in summaries)
     n = sum(s["episodes"] for s in summaries)
     return float(np.mean(rates)), float(np.std(rates)), wilson_interval(k, n), n
 
@@ -83,6 +84,59 @@ def _plot(path: Path, draw) -> str | None:
     return path.name
 
 
+def _overall(verdicts: list[str]) -> str:
+    """One verdict over several comparisons: all must agree to support."""
+    if not verdicts:
+        return "not run"
+    if all(v == "supports" for v in verdicts):
+        return "supports"
+    if any(v == "contradicts" for v in verdicts):
+        return "contradicts"
+    return "too small to tell"
+
+
+def _tally(verdicts: list[str]) -> str:
+    counts = {v: verdicts.count(v) for v in dict.fromkeys(verdicts)}
+    return ", ".join(f"{v} in {n} of {len(verdicts)}" for v, n in counts.items())
+
+
+def _control_section(cfg: ExperimentConfig, res: Path) -> dict:
+    """BC at the largest demo count from π_b, from the control prior and from scratch."""
+    lines = ["### Control: a prior without the behaviour", ""]
+    summary = _json(res / "control" / "summary.json")
+    if not summary:
+        return {"lines": lines + ["- not run yet", ""], "verdict": "not run"}
+    lines.append("The control prior is pretrained exactly as π_b on the same corpus with every episode's actions "
+                 "taken from another episode (`hop_train/experiment/control.py` says what it rules out: a benefit "
+                 "from having seen the same object clouds and robot postures rather than from the retargeted "
+                 "behaviour).")  # fmt: skip
+    curve = _csv(res / "control" / "pretrain_metrics.csv")
+    val = [r["val/loss"] for r in curve if "val/loss" in r]
+    if val:
+        lines.append(f"Its validation L1 (on its own shuffled actions) {val[0]:.3f} → {val[-1]:.3f}.")
+    lines += ["", "| task | demos | objects | init | success | milestone | mean return |", "|---|---|---|---|---|---|---|"]
+    count = max(cfg.demo_counts)
+    verdicts = []
+    for task in cfg.bc_tasks:
+        for objects in ("train", "heldout"):
+            found = {init: _over_seeds(res / "bc", f"{task}_{count}demos_{init}", objects, cfg.seeds)
+                     for init in ("prior", "control", "scratch")}  # fmt: skip
+            if not found["control"]:
+                continue
+            for init, runs in found.items():
+                if runs:
+                    ok, ms = _pooled(runs), _pooled(runs, "milestone_rate")
+                    ret = float(np.mean([f["mean_return"] for f in runs]))
+                    lines.append(f"| {task} | {count} | {objects} | {init} | {_fmt(*ok[:3], len(runs))} | "
+                                 f"{_fmt(*ms[:3], len(runs))} | {ret:.0f} |")  # fmt: skip
+            if found["prior"] and objects == "train":
+                for key in ("success_rate", "milestone_rate"):
+                    verdicts.append(_verdict(_pooled(found["prior"], key)[2], _pooled(found["control"], key)[2]))
+    lines.append("")
+    verdict = f"{_overall(verdicts)} ({_tally(verdicts)}; success and milestone on training objects)" if verdicts else "not run"
+    return {"lines": lines, "verdict": verdict}
+
+
 def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
     res = cfg.results
     md_path = Path(out) if out else (Path("docs/results.md") if cfg.scale != "smoke" else cfg.work / "results.md")
@@ -99,7 +153,7 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
         "## Setup",
         f"- Hardware: {machine.get('cpus', '?')} CPU cores, {machine.get('gpus', 0)} GPU, {machine.get('platform', '?')}; "
         f"torch {machine.get('torch', '?')}, mujoco {machine.get('mujoco', '?')}.",
-        f"- Seeds: {cfg.seeds}. Policy: width {cfg.width}, {cfg.num_layers} layers, {cfg.num_heads} heads, context 16, 100 points.",
+        f"- Seeds: BC {cfg.seeds}, PPO {cfg.ppo_seeds}. Policy: width {cfg.width}, {cfg.num_layers} layers, {cfg.num_heads} heads, context 16, 100 points.",
         f"- Wall time of the stages' last runs: {wall / 60:.1f} min ("
         + ", ".join(f"{k} {v['wall_s_last_run'] / 60:.1f}" for k, v in stages.items() if v) + ").",
         "- Stages finished: " + (", ".join(k for k in STAGES if k in stages) or "none")
@@ -140,49 +194,63 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
 
     # ---------------------------------------------------------------- BC
     lines.append("## 2. Behaviour cloning with few demonstrations")
-    bc_claims = []
-    series: dict[tuple[str, str], list[tuple[int, float, tuple[float, float]]]] = defaultdict(list)
-    lines.append("| task | demos | objects | success from π_b | success from scratch | verdict (π_b better) | mean return π_b / scratch |")
-    lines.append("|---|---|---|---|---|---|---|")
+    lines.append(f"BC from π_b and from scratch: same architecture, {cfg.bc_steps} steps, batch {cfg.bc_batch}, the "
+                 "pretraining objective and settings. Success is the task's; the milestone is a step short of it "
+                 "(Grasp & Lift: the object lifted 10 cm; Open Cabinet: the drawer half open), so that policies "
+                 "which never succeed can still be told apart.")  # fmt: skip
+    lines.append("")
+    bc_claims: dict[str, list[str]] = defaultdict(list)
+    series: dict[tuple[str, str, str], list[tuple[int, float, tuple[float, float]]]] = defaultdict(list)
+    lines.append("| task | demos | objects | success π_b | success scratch | verdict | milestone π_b | milestone scratch "
+                 "| verdict (milestone) | return π_b / scratch |")  # fmt: skip
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
     for task in cfg.bc_tasks:
         for count in cfg.demo_counts:
             for objects in ("train", "heldout"):
-                rows, returns = {}, {}
-                for init in ("prior", "scratch"):
-                    found = _over_seeds(res / "bc", f"{task}_{count}demos_{init}", objects, cfg.seeds)
-                    if found:
-                        rows[init] = _pooled(found) + (len(found),)
-                        returns[init] = float(np.mean([f["mean_return"] for f in found]))
-                if len(rows) < 2:
+                found = {init: _over_seeds(res / "bc", f"{task}_{count}demos_{init}", objects, cfg.seeds)
+                         for init in ("prior", "scratch")}  # fmt: skip
+                if not (found["prior"] and found["scratch"]):
                     continue
-                p, s = rows["prior"], rows["scratch"]
-                verdict = _verdict(p[2], s[2])
-                if objects == "train":
-                    bc_claims.append(verdict)
-                    series[(task, "prior")].append((count, p[0], p[2]))
-                    series[(task, "scratch")].append((count, s[0], s[2]))
-                lines.append(f"| {task} | {count} | {objects} | {_fmt(p[0], p[1], p[2], p[4])} ({p[4]} seeds) | "
-                             f"{_fmt(s[0], s[1], s[2], s[4])} ({s[4]} seeds) | {verdict} | "
-                             f"{returns['prior']:.0f} / {returns['scratch']:.0f} |")  # fmt: skip
+                cells, verdicts = [], []
+                for key in ("success_rate", "milestone_rate"):
+                    p, q = _pooled(found["prior"], key), _pooled(found["scratch"], key)
+                    verdicts.append(_verdict(p[2], q[2]))
+                    cells += [_fmt(*p[:3], len(found["prior"])), _fmt(*q[:3], len(found["scratch"])), verdicts[-1]]
+                    if objects == "train":
+                        series[(task, "prior", key)].append((count, p[0], p[2]))
+                        series[(task, "scratch", key)].append((count, q[0], q[2]))
+                bc_claims["success"].append(verdicts[0])
+                bc_claims["milestone"].append(verdicts[1])
+                ret = [float(np.mean([f["mean_return"] for f in found[i]])) for i in ("prior", "scratch")]
+                lines.append(f"| {task} | {count} | {objects} | {' | '.join(cells)} | {ret[0]:.0f} / {ret[1]:.0f} |")
+    lines.append(f"\nCells: mean over seeds ± std over seeds [pooled 95 % interval]; {len(cfg.seeds)} seeds per cell.")
 
-    def draw_bc(ax):
-        for (task, init), pts in sorted(series.items()):
-            pts.sort()
-            x = [p[0] for p in pts]
-            ax.errorbar(x, [p[1] for p in pts], yerr=[[p[1] - p[2][0] for p in pts], [p[2][1] - p[1] for p in pts]],
-                        marker="o", capsize=3, label=f"{task} from {'π_b' if init == 'prior' else 'scratch'}")  # fmt: skip
-        ax.set_xlabel("demonstrations"), ax.set_ylabel("success (training objects)"), ax.set_ylim(-0.05, 1.05)
-        ax.legend(fontsize=7), ax.set_title("BC: success vs demonstrations")
+    def draw_bc(key: str, label: str):
+        def draw(ax):
+            for (task, init, k), pts in sorted(series.items()):
+                if k != key:
+                    continue
+                pts.sort()
+                x = [p[0] for p in pts]
+                ax.errorbar(x, [p[1] for p in pts], yerr=[[p[1] - p[2][0] for p in pts], [p[2][1] - p[1] for p in pts]],
+                            marker="o", capsize=3, label=f"{task} from {'π_b' if init == 'prior' else 'scratch'}")  # fmt: skip
+            ax.set_xlabel("demonstrations"), ax.set_ylabel(f"{label} (training objects)"), ax.set_ylim(-0.05, 1.05)
+            ax.legend(fontsize=7), ax.set_title(f"BC: {label} vs demonstrations")
 
-    if series:
-        name = _plot(img / f"results_{cfg.scale}_bc.png", draw_bc)
-        if name:
-            lines.append(f"\n![BC success vs demonstrations]({rel}/{name})")
+        return draw
+
+    for key, label in (("success_rate", "success"), ("milestone_rate", "milestone")):
+        if any(k == key for (_, _, k) in series):
+            name = _plot(img / f"results_{cfg.scale}_bc{'' if key == 'success_rate' else '_milestone'}.png", draw_bc(key, label))
+            if name:
+                lines.append(f"\n![BC {label} vs demonstrations]({rel}/{name})")
     lines.append("")
+    control = _control_section(cfg, res)
+    lines += control["lines"]
 
     # ---------------------------------------------------------------- PPO
     lines.append("## 3. PPO from π_b vs. scratch PPO, DAPG, AMP (same sample budget)")
-    curves: dict[str, list[tuple[float, float]]] = {}
+    curves: dict[str, dict[str, list[tuple[float, float]]]] = {"rollout/success": {}, "rollout/return": {}}
     finals: dict[str, dict[str, tuple]] = defaultdict(dict)
     lines.append("| task | method | training objects | held-out objects | weight-force perturbation | samples |")
     lines.append("|---|---|---|---|---|---|")
@@ -190,36 +258,40 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
         for method in cfg.ppo_methods:
             row = []
             for split in ("train", "heldout", "perturb"):
-                found = _over_seeds(res / "ppo", f"{task}_{method}", split, cfg.seeds)
+                found = _over_seeds(res / "ppo", f"{task}_{method}", split, cfg.ppo_seeds)
                 if found:
                     finals[method][split] = _pooled(found) + (len(found),)
                     row.append(_fmt(*finals[method][split][:3], finals[method][split][4]))
                 else:
                     row.append("—")
             samples = []
-            for s in cfg.seeds:
+            for s in cfg.ppo_seeds:
                 rows_ = _csv(res / "ppo" / f"{task}_{method}_seed{s}_metrics.csv")
-                pts = [(r["train/samples"], r["rollout/success"]) for r in rows_ if "rollout/success" in r and "train/samples" in r]
-                if pts:
-                    curves.setdefault(f"{task} {method}", []).extend(pts)
+                for metric, by_label in curves.items():
+                    pts = [(r["train/samples"], r[metric]) for r in rows_ if metric in r and "train/samples" in r]
+                    if pts:
+                        by_label.setdefault(f"{task} {method}", []).extend(pts)
                 samples.append(max((r.get("train/samples", 0) for r in rows_), default=0))
             lines.append(f"| {task} | {method} | {' | '.join(row)} | {int(max(samples, default=0)):,} |")
 
-    def draw_ppo(ax):
-        for label, pts in sorted(curves.items()):
-            pts.sort()
-            x = np.array([p[0] for p in pts])
-            y = np.array([p[1] for p in pts])
-            k = max(1, len(y) // 20)
-            smooth = np.convolve(y, np.ones(k) / k, mode="valid")
-            ax.plot(x[k - 1:], smooth, label=label)
-        ax.set_xlabel("environment samples"), ax.set_ylabel("success (episodes ended in rollouts)")
-        ax.legend(fontsize=7), ax.set_title("PPO: success vs samples")
+    def draw_ppo(metric: str, label: str):
+        def draw(ax):
+            for name, pts in sorted(curves[metric].items()):
+                pts.sort()
+                x = np.array([p[0] for p in pts])
+                y = np.array([p[1] for p in pts])
+                k = max(1, len(y) // 20)
+                ax.plot(x[k - 1:], np.convolve(y, np.ones(k) / k, mode="valid"), label=name)
+            ax.set_xlabel("environment samples"), ax.set_ylabel(f"{label} (episodes ended in rollouts)")
+            ax.legend(fontsize=7), ax.set_title(f"PPO: {label} vs samples (seeds pooled, running mean)")
 
-    if curves:
-        name = _plot(img / f"results_{cfg.scale}_ppo.png", draw_ppo)
-        if name:
-            lines.append(f"\n![PPO success vs samples]({rel}/{name})")
+        return draw
+
+    for metric, label in (("rollout/success", "success"), ("rollout/return", "return")):
+        if curves[metric]:
+            name = _plot(img / f"results_{cfg.scale}_ppo{'' if label == 'success' else '_return'}.png", draw_ppo(metric, label))
+            if name:
+                lines.append(f"\n![PPO {label} vs samples]({rel}/{name})")
 
     def draw_robust(ax):
         methods = [m for m in cfg.ppo_methods if m in finals]
@@ -245,7 +317,7 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
         if base:
             lines.append(f"| all three on (HOP) | {_fmt(*base[:3], base[4])} |")
         for off in cfg.ablations:
-            found = _over_seeds(res / "ablation", f"{task}_hop_no_{off}", "train", cfg.seeds)
+            found = _over_seeds(res / "ablation", f"{task}_hop_no_{off}", "train", cfg.ppo_seeds)
             if found:
                 p = _pooled(found)
                 lines.append(f"| without {off} | {_fmt(p[0], p[1], p[2], len(found))} |")
@@ -261,10 +333,11 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
             return "not run"
         return f"{_verdict(hop[2], scratch[2])} (HOP {hop[0]:.0%} vs scratch {scratch[0]:.0%})"
 
-    bc_verdict = ("not run" if not bc_claims else
-                  "supports" if all(v == "supports" for v in bc_claims) else
-                  "contradicts" if any(v == "contradicts" for v in bc_claims) else "too small to tell")  # fmt: skip
-    claims.append(("BC from π_b beats BC from scratch at every demo count (paper: < 50 demos succeed where scratch gets 0 %)", bc_verdict))
+    claims.append(("BC from π_b beats BC from scratch at every demo count (paper: < 50 demos succeed where scratch gets 0 %)",
+                   _overall(bc_claims["success"]) + f" on success; {_overall(bc_claims['milestone'])} on the milestone "
+                   f"({_tally(bc_claims['milestone'])})"))  # fmt: skip
+    claims.append(("Control: BC from π_b beats BC from the action-shuffled prior (the benefit is behaviour, not exposure)",
+                   control["verdict"]))  # fmt: skip
     claims.append(("HOP PPO reaches scratch PPO's final success with ≤ ½ of the samples (paper: 2–5× sample efficiency)",
                    compare("train") + "; sample efficiency needs curves that reach scratch's final success"))  # fmt: skip
     claims.append(("≥ 2× scratch's success under a force of the object's weight (paper: > 3× robustness)", compare("perturb")))

@@ -5,6 +5,9 @@
 2. ``demos``: ``hop-train demos`` per BC task and demonstration count;
 3. ``bc``: BC from π_b and from scratch (same architecture, same steps) per
    task × count × seed, then ``hop-train evaluate`` on training and held-out objects;
+   ``control``: a control prior pretrained as π_b on the corpus with its
+   actions shuffled across episodes (``control.py``), and BC from it at the
+   largest demonstration count;
 4. ``ppo``: HOP PPO from π_b, scratch PPO (moving-average actions), DAPG and
    AMP at the same sample budget per seed: curves, then evaluation on
    training objects, held-out objects and under the weight-force perturbation;
@@ -179,36 +182,77 @@ def stage_demos(cfg: ExperimentConfig) -> dict:
 
 
 # ---------------------------------------------------------------- 3. BC
+def _bc_run(cfg: ExperimentConfig, task: str, count: int, init: str, seed: int, init_from: Path | None) -> None:
+    """One BC run (``init``: prior, scratch or control; ``init_from`` its
+    policy file, None for scratch), then its evaluations; skipped when done."""
+    name = f"{task}_{count}demos_{init}_seed{seed}"
+    res = cfg.results / "bc"
+    if (res / f"{name}_train.json").exists():
+        return
+    base = {"GraspLift-v0": "configs/bc_grasp_lift.yaml", "OpenCabinet-v0": "configs/bc_open_cabinet.yaml"}
+    w, log = cfg.work / "bc" / name, cfg.work / "logs" / "bc.log"
+    config = derived_config(base.get(task, "configs/bc_grasp_lift.yaml"), w / "bc.yaml", {
+        **_arch("model", cfg), **_supervised(cfg.bc_steps, w, w / "policy.pt"), "seed_everything": seed,
+        "model.init_from": None if init_from is None else str(init_from),
+        "data.store": str(_demo_store(cfg, task, count)), "data.batch_size": cfg.bc_batch,
+        "data.val_fraction": 0.2 if count >= 5 else 0.5,
+    })  # fmt: skip
+    run(_cli("hop-train") + ["fit", "--config", config], log)
+    metrics = _metrics(w)
+    if metrics:
+        res.mkdir(parents=True, exist_ok=True)
+        shutil.copy(metrics, res / f"{name}_metrics.csv")
+    if _uses_objects(task):  # Open Cabinet's object is its handle: no held-out set
+        _evaluate(cfg, task, w / "policy.pt", res / f"{name}_heldout.json", log, objects="heldout")
+    _evaluate(cfg, task, w / "policy.pt", res / f"{name}_train.json", log)
+
+
 def stage_bc(cfg: ExperimentConfig) -> dict:
     prior = Path(stage_prior(cfg)["policy"])
-    log = cfg.work / "logs" / "bc.log"
-    base = {"GraspLift-v0": "configs/bc_grasp_lift.yaml", "OpenCabinet-v0": "configs/bc_open_cabinet.yaml"}
-    done = {}
+    # Largest demonstration count first, π_b and scratch seed by seed: a run
+    # stopped early leaves whole comparisons, not one side of each.
+    for count in sorted(cfg.demo_counts, reverse=True):
+        for task in cfg.bc_tasks:
+            for seed in cfg.seeds:
+                for init in ("prior", "scratch"):
+                    _bc_run(cfg, task, count, init, seed, prior if init == "prior" else None)
+    return {"runs": len(cfg.bc_tasks) * len(cfg.demo_counts) * 2 * len(cfg.seeds)}
+
+
+# ---------------------------------------------------------------- 3b. the control prior
+def stage_control(cfg: ExperimentConfig) -> dict:
+    """The action-shuffled control prior (``control.py``: what it rules out),
+    pretrained as π_b, then BC from it at the largest demonstration count."""
+    from .control import write_action_shuffled_store
+
+    prior = stage_prior(cfg)
+    result = cfg.results / "control" / "summary.json"
+    w, log = cfg.work / "control", cfg.work / "logs" / "control.log"
+    policy = w / "policy.pt"
+    if not (result.exists() and policy.is_file()):
+        t0 = time.perf_counter()
+        store = w / "store.zarr"
+        if store.exists():  # a half-written copy from a killed run: start it over
+            shutil.rmtree(store)
+        counts = write_action_shuffled_store(cfg.work / "prior" / "store.zarr", store, seed=0)
+        train = w / "train"
+        config = derived_config("configs/pretrain.yaml", w / "pretrain.yaml", {
+            **_arch("model", cfg), **_supervised(cfg.pretrain_steps, train, policy),
+            "data.store": str(store), "data.batch_size": cfg.pretrain_batch,
+        })  # fmt: skip
+        run(_cli("hop-train") + ["fit", "--config", config], log)
+        metrics = _metrics(train)
+        if metrics:
+            (cfg.results / "control").mkdir(parents=True, exist_ok=True)
+            shutil.copy(metrics, cfg.results / "control" / "pretrain_metrics.csv")
+        write_json(result, {"corpus": "the prior's store, each episode's actions from another episode (seeded derangement)",
+                            **counts, "pretrain_steps": cfg.pretrain_steps, "policy": str(policy),
+                            "prior_policy": prior["policy"], "wall_s": time.perf_counter() - t0})  # fmt: skip
+    count = max(cfg.demo_counts)
     for task in cfg.bc_tasks:
-        for count in cfg.demo_counts:
-            for init in ("prior", "scratch"):
-                for seed in cfg.seeds:
-                    name = f"{task}_{count}demos_{init}_seed{seed}"
-                    if (cfg.results / "bc" / f"{name}_train.json").exists():
-                        done[name] = True
-                        continue
-                    w = cfg.work / "bc" / name
-                    config = derived_config(base.get(task, "configs/bc_grasp_lift.yaml"), w / "bc.yaml", {
-                        **_arch("model", cfg), **_supervised(cfg.bc_steps, w, w / "policy.pt"), "seed_everything": seed,
-                        "model.init_from": str(prior) if init == "prior" else None,
-                        "data.store": str(_demo_store(cfg, task, count)), "data.batch_size": cfg.bc_batch,
-                        "data.val_fraction": 0.2 if count >= 5 else 0.5,
-                    })  # fmt: skip
-                    run(_cli("hop-train") + ["fit", "--config", config], log)
-                    metrics = _metrics(w)
-                    if metrics:
-                        (cfg.results / "bc").mkdir(parents=True, exist_ok=True)
-                        shutil.copy(metrics, cfg.results / "bc" / f"{name}_metrics.csv")
-                    if _uses_objects(task):  # Open Cabinet's object is its handle: no held-out set
-                        _evaluate(cfg, task, w / "policy.pt", cfg.results / "bc" / f"{name}_heldout.json", log, objects="heldout")
-                    _evaluate(cfg, task, w / "policy.pt", cfg.results / "bc" / f"{name}_train.json", log)
-                    done[name] = True
-    return done
+        for seed in cfg.seeds:
+            _bc_run(cfg, task, count, "control", seed, policy)
+    return json.loads(result.read_text())
 
 
 # ---------------------------------------------------------------- 4./5. PPO, baselines, ablation
@@ -260,10 +304,10 @@ def _ppo_run(cfg: ExperimentConfig, task: str, method: str, seed: int, folder: s
 
 def stage_ppo(cfg: ExperimentConfig) -> dict:
     for task in cfg.ppo_tasks:
-        for seed in cfg.seeds:
+        for seed in cfg.ppo_seeds:
             for method in cfg.ppo_methods:
                 _ppo_run(cfg, task, method, seed, "ppo", {})
-    return {"runs": len(cfg.ppo_tasks) * len(cfg.seeds) * len(cfg.ppo_methods)}
+    return {"runs": len(cfg.ppo_tasks) * len(cfg.ppo_seeds) * len(cfg.ppo_methods)}
 
 
 ABLATIONS = {  # one HOP modification switched off
@@ -275,10 +319,10 @@ ABLATIONS = {  # one HOP modification switched off
 
 def stage_ablation(cfg: ExperimentConfig) -> dict:
     for task in cfg.ppo_tasks[:1]:
-        for seed in cfg.seeds:
+        for seed in cfg.ppo_seeds:
             for off in cfg.ablations:
                 _ppo_run(cfg, task, f"hop_no_{off}", seed, "ablation", ABLATIONS[off])
-    return {"runs": len(cfg.seeds) * len(cfg.ablations)}
+    return {"runs": len(cfg.ppo_seeds) * len(cfg.ablations)}
 
 
 def machine() -> dict[str, Any]:
@@ -298,6 +342,7 @@ STAGES: dict[str, Callable[[ExperimentConfig], dict]] = {
     "prior": stage_prior,
     "demos": stage_demos,
     "bc": stage_bc,
+    "control": stage_control,
     "ppo": stage_ppo,
     "ablation": stage_ablation,
 }

@@ -1,0 +1,54 @@
+"""The experiment's control prior corpus (hop_train/experiment/control.py): every
+episode keeps its inputs and gets another episode's actions; real stores."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hop_data.store import TrajectoryStore
+from hop_data.store.reader import StoreReader
+from hop_train.experiment.control import derangement, resample, write_action_shuffled_store
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _window_store import build_store  # noqa: E402
+
+
+@pytest.mark.parametrize("n", [2, 3, 7, 50])
+def test_derangement_is_a_permutation_without_fixed_points(n):
+    for seed in range(20):
+        perm = derangement(n, np.random.default_rng(seed))
+        assert sorted(perm.tolist()) == list(range(n))
+        assert np.all(perm != np.arange(n))
+    with pytest.raises(ValueError, match="at least 2"):
+        derangement(1, np.random.default_rng(0))
+
+
+def test_resample_keeps_the_ends_and_is_linear():
+    values = np.array([[0.0, 10.0], [1.0, 20.0], [2.0, 30.0]], np.float32)
+    out = resample(values, 5)
+    assert out.shape == (5, 2) and out.dtype == np.float32
+    np.testing.assert_allclose(out[:, 0], [0.0, 0.5, 1.0, 1.5, 2.0])
+    np.testing.assert_allclose(out[:, 1], [10.0, 15.0, 20.0, 25.0, 30.0])
+    np.testing.assert_array_equal(resample(values, 3), values)
+
+
+def test_shuffled_store_keeps_inputs_and_sources_and_takes_others_actions(tmp_path):
+    episodes = build_store(tmp_path / "prior.zarr", {"video-a": [5, 9], "video-b": [7], "video-c": [4, 6]})
+    counts = write_action_shuffled_store(tmp_path / "prior.zarr", tmp_path / "control.zarr", seed=3)
+    assert counts == {"episodes": 5, "sources": 3, "seed": 3}
+    before = StoreReader(TrajectoryStore.open(str(tmp_path / "prior.zarr"), "r"))
+    after = StoreReader(TrajectoryStore.open(str(tmp_path / "control.zarr"), "r"))
+    assert after.episodes_per_source() == before.episodes_per_source()
+    originals = [np.asarray(e.action) for e in episodes]
+    for i in range(after.num_episodes):
+        ep = after.episode(i)
+        mine = before.episode(i)
+        np.testing.assert_array_equal(ep["proprio"], mine["proprio"])
+        np.testing.assert_array_equal(ep["object_pc"], mine["object_pc"])
+        assert len(ep["action"]) == len(mine["proprio"])
+        donors = [j for j, a in enumerate(originals) if np.allclose(resample(a, len(ep["action"])), ep["action"], atol=1e-6)]
+        assert donors and i not in donors, f"episode {i} kept its own actions"
