@@ -93,10 +93,15 @@ def _metrics(root: Path) -> Path | None:
 
 def _evaluate(cfg: ExperimentConfig, task: str, policy: Path, out: Path, log: Path, objects="train", perturb=False) -> dict:
     """``hop-train evaluate``'s library call (in this process: no interpreter start per evaluation)."""
+    import torch
+
     from hop_train.evaluate import evaluate
 
     if out.exists():
         return json.loads(out.read_text())
+    # Acting for a few dozen envs is many small ops: one torch thread. With two, each op
+    # waits on OpenMP's barrier, and on a busy machine a 32-env step took 300 ms instead of 15.
+    torch.set_num_threads(1)
     summary = evaluate(task, str(policy), envs=cfg.eval_envs, seed=1000, objects=objects, perturb=perturb,
                        show_progress=False, threads=cfg.threads, episode_steps=cfg.eval_episode_steps)  # fmt: skip
     with open(log, "a") as f:
