@@ -39,19 +39,18 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import ray
 
-from hop_data import hoi, synth
 from hop_data.retarget.config import RetargetConfig
 from hop_data.service import processes
 from hop_data.service.actors import SimulatorActor
 from hop_data.service.cli import json_stdout
 from hop_data.service.driver import GenerateConfig, generate, start_local_ray
 from hop_data.store import TrajectoryStore
+from service import corpus  # bench/service.py: the same synthetic videos
 
 # ChaosActor travels to Ray's workers by value (bench/ is not importable there).
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -102,21 +101,6 @@ def _claim(token: str) -> bool:
         return True
     except FileNotFoundError:
         return False
-
-
-# ---------------------------------------------------------------------- inputs
-
-
-def corpus(out: Path, videos: int, seconds: float) -> list[str]:
-    """``videos`` synthetic trajectories, each cut to ``seconds``."""
-    out.mkdir(parents=True)
-    paths = []
-    for index in range(videos):
-        traj = synth.make_trajectory(synth.video_rng(0, index), index, 0)
-        n = int(round(seconds * traj.fps)) + 1
-        cut = replace(traj, hand_joints=traj.hand_joints[:n], object_pose=traj.object_pose[:n])
-        paths.append(str(hoi.save(out / f"{index:05d}.hoi.npz", cut)))
-    return paths
 
 
 # ---------------------------------------------------------------------- the chaos

@@ -29,10 +29,14 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from hop_data import hoi, synth  # noqa: E402
+from hop_data.service import processes  # noqa: E402
 from hop_data.service.actors import SimulatorActor  # noqa: E402
 from hop_data.retarget.config import RetargetConfig  # noqa: E402
 from hop_data.service.driver import GenerateConfig, generate, start_local_ray  # noqa: E402
 from hop_data.store import TrajectoryStore  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _service_helpers import assert_each_source_once, sources_of  # noqa: E402
 
 # The fault-injecting actor and the stub lifting function below travel to Ray's
 # workers by value (this test module is not importable there).
@@ -100,23 +104,6 @@ def assert_same_episodes(got: dict, want: dict, sources: list[str]) -> None:
         for a, b in zip(got[source], want[source]):
             for key in ("proprio", "action", "object_pc", "seed", "table_pose", "init_qpos", "max_error", "collision"):
                 np.testing.assert_array_equal(a[key], b[key], err_msg=f"{source} {key}")
-
-
-def assert_each_source_once(store: Path, sources: set[str]) -> None:
-    """Every source committed by exactly one shard, nothing half-written left visible."""
-    s = TrajectoryStore.open(store)
-    seen: dict[str, str] = {}
-    for shard in s.shard_ids():
-        for source in s.shard_attrs(shard)["committed_sources"]:
-            assert source not in seen, f"{source} committed by {seen[source]} and {shard}"
-            seen[source] = shard
-    assert set(seen) == sources
-    info = s.info()
-    assert info["duplicate_episodes_ignored"] == 0 and info["sources"] == len(sources)
-
-
-def sources_of(paths: list[str]) -> set[str]:
-    return {hoi.load(p).source for p in paths}
 
 
 def config(inputs: list[str], store: Path, **kw) -> GenerateConfig:
@@ -298,30 +285,6 @@ def test_a_real_video_is_lifted_by_the_lifting_environment_then_retargeted(local
 # ---------------------------------------------------------------------- processes
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                children.setdefault(int(stat[stat.rindex(")") + 2 :].split()[1]), []).append(int(entry))
-            except (OSError, ValueError, IndexError):
-                continue
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _started_under(temp: Path) -> list[int]:
     """Processes whose command line names our own Ray temp dir (unique to this test)."""
     out = []
@@ -348,19 +311,6 @@ def assert_loopback_only(pids: list[int]) -> None:
         assert local.rsplit(":", 1)[0] in ("127.0.0.1", "[::ffff:127.0.0.1]"), line
 
 
-def _end(pids: list[int], timeout: float = 20.0) -> None:
-    """Wait for processes we started to exit; SIGKILL (by pid) whatever is left."""
-    deadline = time.monotonic() + timeout
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for pid in pids:
-        if _alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
 def test_killed_driver_then_rerun_completes_without_duplicates(local_ray, corpus, tmp_path):
     store = tmp_path / "store.zarr"
     cmd = [PYTHON, "-m", "hop_data.service", *corpus["short"], "--store", str(store), "--attempts", str(ATTEMPTS),
@@ -371,18 +321,18 @@ def test_killed_driver_then_rerun_completes_without_duplicates(local_ray, corpus
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and driver.poll() is None:
-            family = sorted(set(family) | set(_descendants(driver.pid)))
+            family = sorted(set(family) | set(processes.descendants(driver.pid)))
             if (store / "zarr.json").exists() and TrajectoryStore.open(store).committed_sources():
                 break
             time.sleep(0.1)
         assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
-        family = sorted(set(family) | set(_descendants(driver.pid)))
+        family = sorted(set(family) | set(processes.descendants(driver.pid)))
         assert_loopback_only([driver.pid, *family])  # the embedded Ray listens on loopback only
         driver.kill()  # SIGKILL: no cleanup of any kind in the driver
         driver.wait()
     finally:
         # the GCS and raylet follow their driver; Ray's dashboard and runtime-env agents linger: end them
-        _end([driver.pid, *family], timeout=5)
+        processes.end([driver.pid, *family])
         driver.stdout.close()
         driver.stderr.close()
     first = set(TrajectoryStore.open(store).committed_sources())
@@ -438,7 +388,7 @@ def test_job_submitted_to_a_loopback_cluster_through_submit_sh(corpus, tmp_path)
             except OSError:
                 assert head.poll() is None, "ray start --head exited"
                 time.sleep(0.5)
-        family = _descendants(head.pid)
+        family = processes.descendants(head.pid)
         assert_loopback_only(family)
         store = tmp_path / "store.zarr"
         run = subprocess.run(
@@ -446,7 +396,7 @@ def test_job_submitted_to_a_loopback_cluster_through_submit_sh(corpus, tmp_path)
              "--attempts", str(ATTEMPTS), "--actors", "1", "--json"],  # fmt: skip
             cwd=REPO, env=dict(env, RAY_ADDRESS=url), capture_output=True, text=True, timeout=300,
         )
-        family = sorted(set(family) | set(_descendants(head.pid)))
+        family = sorted(set(family) | set(processes.descendants(head.pid)))
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         assert '"ray": "joined"' in run.stdout  # (the job's log: Ray's lines, then the JSON summary)
         assert_each_source_once(store, sources_of(corpus["short"][:2]))
@@ -455,11 +405,30 @@ def test_job_submitted_to_a_loopback_cluster_through_submit_sh(corpus, tmp_path)
                                 env=dict(env, RAY_AUTH_TOKEN="not-the-token"), capture_output=True, text=True)  # fmt: skip
         assert denied.returncode != 0
     finally:
-        family = sorted(set(family) | set(_descendants(head.pid)))
+        family = sorted(set(family) | set(processes.descendants(head.pid)))
         head.send_signal(signal.SIGTERM)  # `ray start --block` stops the processes it started
         try:
             head.wait(60)
         except subprocess.TimeoutExpired:
             head.kill()
-        _end([head.pid, *family, *_started_under(temp)])
+        processes.end([head.pid, *family, *_started_under(temp)])
         subprocess.run(["rm", "-rf", str(temp)], check=False)
+
+
+def test_json_stdout_holds_the_summary_alone():
+    """With --json, whatever else writes to file descriptor 1 (a print, C code, a
+    child process: Ray's forwarded lines and logs) lands on stderr."""
+    script = (
+        "import os, subprocess, sys\n"
+        "from hop_data.service.cli import json_stdout\n"
+        "out = json_stdout(True)\n"
+        "print('a print')\n"
+        "os.write(1, b'fd 1\\n')\n"
+        "subprocess.run([sys.executable, '-c', 'print(\"a child\")'])\n"
+        "print('{\"videos\": 1}', file=out)\n"
+        "out.flush()\n"
+    )
+    run = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"videos": 1}
+    assert all(line in run.stderr for line in ("a print", "fd 1", "a child"))

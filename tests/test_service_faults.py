@@ -39,6 +39,9 @@ from hop_data.service.errors import EXIT_RAY_LOST  # noqa: E402
 from hop_data.service.ray_runtime import loopback_node  # noqa: E402
 from hop_data.store import TrajectoryStore  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _service_helpers import assert_each_source_once, sources_of  # noqa: E402
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,18 +71,6 @@ def committed(store: Path) -> dict[str, str]:
     return TrajectoryStore.open(store).committed_sources()
 
 
-def assert_each_video_once(store: Path, videos: list[str]) -> None:
-    """Every video committed by exactly one shard, readers see each once."""
-    s = TrajectoryStore.open(store)
-    seen: dict[str, str] = {}
-    for shard in s.shard_ids():
-        for source in s.shard_attrs(shard)["committed_sources"]:
-            assert source not in seen, f"{source} committed by {seen[source]} and {shard}"
-            seen[source] = shard
-    assert set(seen) == {hoi.load(p).source for p in videos}
-    assert s.info()["duplicate_episodes_ignored"] == 0
-
-
 def wait_for(condition: Callable[[], object], timeout: float, what: str, alive: subprocess.Popen | None = None):
     """Poll ``condition`` until it is true (returns its value); fail after ``timeout``
     seconds, or as soon as ``alive`` (a process the condition needs) has exited."""
@@ -97,26 +88,28 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, alive: 
 
 
 class Family:
-    """The processes below a driver, collected while it runs (they are reparented when it dies)."""
+    """The processes below a driver, collected while it runs (they are reparented
+    when it dies), each known by pid and start time (a pid may be reused)."""
 
     def __init__(self, root: int):
         self.root = root
-        self.seen: set[int] = set()
+        self.seen: dict[int, int | None] = {}
 
     def look(self) -> list[int]:
         now = processes.descendants(self.root)
-        self.seen.update(now)
+        for pid in now:
+            self.seen.setdefault(pid, processes.started(pid))
         return now
 
     def named(self, prefix: str, zombies: bool = False) -> int | None:
         for pid in processes.descendants(self.root, zombies=zombies):
-            self.seen.add(pid)
+            self.seen.setdefault(pid, processes.started(pid))
             if processes.name(pid).startswith(prefix):
                 return pid
         return None
 
     def left(self) -> list[int]:
-        return [p for p in self.seen if processes.alive(p)]
+        return [p for p, t in self.seen.items() if processes.alive(p) and processes.started(p) == t]
 
     def end(self) -> None:
         processes.end(self.left(), grace_s=2.0)
@@ -195,7 +188,7 @@ def test_embedded_ray_killed_ends_the_run_cleanly(videos, tmp_path, moment):
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     summary = json.loads(rerun.stdout)
     assert summary["skipped_already_committed"] == len(before) and summary["videos"] == VIDEOS - len(before)
-    assert_each_video_once(store, videos)
+    assert_each_source_once(store, sources_of(videos))
 
 
 # ---------------------------------------------------------------------- a cluster
@@ -283,7 +276,7 @@ def test_lost_nodes_actor_restarts_elsewhere_then_no_place_left_stops_the_run(vi
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     summary = json.loads(rerun.stdout)
     assert summary["skipped_already_committed"] == len(before) and summary["ray"] == "joined"
-    assert_each_video_once(store, videos)
+    assert_each_source_once(store, sources_of(videos))
 
 
 def test_a_restarted_actor_whose_predecessor_lives_on_writes_a_new_shard(tmp_path, monkeypatch):
@@ -306,6 +299,7 @@ def test_a_restarted_actor_whose_predecessor_lives_on_writes_a_new_shard(tmp_pat
         assert holder.stdout.readline().strip() == "ready"
         actor = actors.SimulatorActor(str(store), config, threads=1, writer_prefix="svc")
         assert actor.writer_id.startswith(f"{shard}-") and actor.writer_id != shard
+        assert not ray.is_initialized()  # the class outside Ray starts no Ray
         actor.close()
     finally:
         holder.stdin.close()

@@ -150,11 +150,14 @@ class SimulatorActor:
         self.config = config
         self.threads = int(threads)
         self.retargeter = Retargeter(self.config, threads=self.threads)
-        ctx = ray.get_runtime_context()
-        self.actor_id = ctx.get_actor_id() or f"pid{os.getpid()}"  # outside Ray (tests of the class): the pid
+        # outside Ray (tests of the class) the pid stands for the actor id; asking Ray
+        # for its runtime context there would start a whole local Ray
+        ctx = ray.get_runtime_context() if ray.is_initialized() else None
+        in_actor = ctx is not None and ctx.get_actor_id() is not None
+        self.actor_id = ctx.get_actor_id() if in_actor else f"pid{os.getpid()}"
         with warnings.catch_warnings():  # the property itself uses a deprecated accessor
             warnings.simplefilter("ignore")
-            self.reconstructed = bool(ctx.was_current_actor_reconstructed) if ctx.get_actor_id() else False
+            self.reconstructed = bool(ctx.was_current_actor_reconstructed) if in_actor else False
         self.store = TrajectoryStore.open(
             store, "a", num_points=self.config.scene.num_points, storage_options=storage_options
         )

@@ -39,6 +39,13 @@ def alive(pid: int) -> bool:
     return fields is not None and fields[0] != "Z"
 
 
+def started(pid: int) -> int | None:
+    """When a process started (clock ticks after boot): with its pid, who it is
+    (a pid is reused after its process is gone). None if it is gone."""
+    fields = _stat(pid)
+    return None if fields is None else int(fields[19])
+
+
 def name(pid: int) -> str:
     """The kernel's short name of a process (``raylet``, ``gcs_server``, ``ray::IDLE``); '' if gone."""
     try:

@@ -55,6 +55,8 @@ def supervise(config: Any, as_json: bool) -> int:
 
 
 class Supervisor:
+    """One supervised run: the driver child, the servers seen, what died first."""
+
     def __init__(self, config: Any, as_json: bool):
         self.config = config
         self.as_json = as_json
