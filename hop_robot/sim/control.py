@@ -41,3 +41,13 @@ class RateLimitedTargets:
         limit = spec.ARM_MAX_STEP_PER_SUBSTEP
         self.arm += np.clip(goal[..., spec.ARM] - self.arm, -limit, limit)
         return np.concatenate([self.arm, goal[..., spec.HAND]], axis=-1)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The arm's internal targets: the law's only memory, so a saved run resumes on them."""
+        return {"arm": self.arm.copy()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        arm = np.asarray(state["arm"], dtype=np.float64)
+        if arm.shape != self.arm.shape:
+            raise ValueError(f"arm targets must be {self.arm.shape}, got {arm.shape}")
+        self.arm[:] = arm

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 import mujoco
 import mujoco.batch  # a submodule: import it explicitly
@@ -201,18 +201,57 @@ class MujocoSimulator:
 
     def read(self, name: str) -> np.ndarray:
         """(N, ...) copy of an MjData field of every scene (``mujoco.batch.Batch.bind``)."""
-        if len(self._groups) == 1:
-            return self._groups[0].field(name).copy()
-        first = self._groups[0].field(name)
-        out = np.empty((self.num_scenes, *first.shape[1:]), dtype=first.dtype)
-        for g in self._groups:
-            out[g.rows] = g.field(name)
-        return out
+        return self._gather(lambda g: g.field(name))
 
     def write(self, name: str, values: np.ndarray) -> None:
         """Set an input field of every scene (e.g. ``xfrc_applied``) from (N, ...) values."""
         for g in self._groups:
             g.field(name)[:] = values[g.rows]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the scenes' future depends on, as NumPy arrays (``protocol.Simulator``).
+
+        - ``integration`` (N, nstate): each scene's ``mjSTATE_INTEGRATION`` row
+          as ``mujoco.batch`` keeps it — time, qpos, qvel, act, history,
+          qacc_warmstart, ctrl, qfrc_applied, xfrc_applied, eq_active,
+          mocap_pos/quat, userdata, plugin state; the batch is not persistent,
+          so these rows are all the MuJoCo state a call starts from;
+        - ``arm_targets``: the control law's internal arm targets;
+        - ``arm_contact``, ``hand_contact``: the sticky contact flags;
+        - ``object_pose``: the kinematic object's pose;
+        - ``scene_params``: the per-scene model fields ``SceneParams`` wrote.
+        """
+        return {
+            "num_scenes": self.num_scenes,
+            "assignment": self.assignment.copy(),
+            "integration": self._gather(lambda g: g.batch.state),
+            "arm_targets": self._targets.state_dict()["arm"],
+            "arm_contact": self._arm_contact.copy(),
+            "hand_contact": self._hand_contact.copy(),
+            "object_pose": self._object_pose.copy(),
+            "scene_params": {name: field.copy() for name, field in self._expanded.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state_dict()`` of a simulator built the same way
+        (scenes, ``num_scenes``, ``assignment``): the next ``step`` equals the
+        saved simulator's, bit for bit. Kinematics (keypoints, contact
+        sensors) are recomputed as ``step`` leaves them."""
+        if int(state["num_scenes"]) != self.num_scenes or not np.array_equal(state["assignment"], self.assignment):
+            raise ValueError("the saved simulator has other scenes (num_scenes or variant assignment differ)")
+        for name, values in state["scene_params"].items():
+            self._field(name)[:] = values
+        integration = np.asarray(state["integration"], dtype=np.float64)
+        for g in self._groups:
+            rows = integration[g.rows]
+            if rows.shape != g.batch.state.shape:
+                raise ValueError(f"saved integration state {rows.shape} does not fit the batch's {g.batch.state.shape}")
+            g.batch.state[:] = rows
+            g.batch.forward(stage=mujoco.mjtStage.mjSTAGE_POS)
+        self._targets.load_state_dict({"arm": state["arm_targets"]})
+        self._arm_contact[:] = state["arm_contact"]
+        self._hand_contact[:] = state["hand_contact"]
+        self._object_pose[:] = state["object_pose"]
 
     def full_state(self, scene: int) -> mujoco.MjData:
         """Scene ``scene``'s state as an MjData with its kinematics computed (rendering)."""
@@ -241,6 +280,16 @@ class MujocoSimulator:
         if not np.all(np.isfinite(value)):
             raise ValueError(f"{name} has NaN or inf")
         return value
+
+    def _gather(self, per_group) -> np.ndarray:
+        """(N, ...) copy of ``per_group(group)`` arrays, each group's rows in scene order."""
+        if len(self._groups) == 1:
+            return np.array(per_group(self._groups[0]))
+        first = per_group(self._groups[0])
+        out = np.empty((self.num_scenes, *first.shape[1:]), dtype=first.dtype)
+        for g in self._groups:
+            out[g.rows] = per_group(g)
+        return out
 
     def _field(self, name: str) -> np.ndarray:
         if name not in self._expanded:

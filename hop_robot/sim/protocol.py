@@ -22,7 +22,7 @@ name with the same constructor arguments.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -126,6 +126,24 @@ class Simulator(Protocol):
     def hold(self) -> np.ndarray:
         """Stop every arm where it is: its rate-limited target jumps to the
         current joint angles, returned (N, 23). Step with them as goals to hold."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the scenes' continuation depends on, as NumPy arrays and
+        plain numbers (no references to the simulator): the physics state a
+        step integrates from (for MuJoCo, each scene's ``mjSTATE_INTEGRATION``:
+        time, positions, velocities, actuator and warm-start state, inputs,
+        mocap poses), the control law's internal arm targets, the sticky
+        contact flags, a kinematic object's pose and the per-scene parameters
+        of the last ``reset``. Checkpoints store it to resume a run exactly."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (``state_dict()`` of a simulator built with the
+        same scenes, ``num_scenes`` and assignment): from then on ``step``
+        gives what the saved simulator would have, bit for bit, and derived
+        quantities (keypoints, contact sensors) are recomputed as ``step``
+        leaves them. A state of other scenes is refused (ValueError)."""
         ...
 
     def close(self) -> None:
