@@ -137,6 +137,33 @@ def _control_section(cfg: ExperimentConfig, res: Path) -> dict:
     return {"lines": lines, "verdict": verdict}
 
 
+def _running_mean(pts: list[tuple[float, float]], k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Samples and the running mean over ``k`` logged rollouts (seeds pooled, by samples)."""
+    pts = sorted(pts)
+    x, y = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+    k = max(1, min(k, len(y)))
+    return x[k - 1:], np.convolve(y, np.ones(k) / k, mode="valid")
+
+
+def _samples_to_reach(returns: dict[str, list[tuple[float, float]]], task: str, methods: list[str]) -> list[str]:
+    """Sample efficiency on the return (success stays 0 at small budgets): the
+    samples each method's running-mean return needs to reach scratch PPO's best."""
+    scratch = returns.get(f"{task} scratch")
+    if not scratch:
+        return []
+    target = float(_running_mean(scratch)[1].max())
+    cells = []
+    for method in methods:
+        pts = returns.get(f"{task} {method}")
+        if not pts:
+            continue
+        x, y = _running_mean(pts)
+        hit = np.flatnonzero(y >= target)
+        cells.append(f"{method} {int(x[hit[0]]):,}" if len(hit) else f"{method} never (best {y.max():.1f})")
+    return ["", f"Samples to reach scratch PPO's best running-mean rollout return ({target:.1f}, 5 logged rollouts, "
+            f"{task}): " + "; ".join(cells) + "."]  # fmt: skip
+
+
 def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
     res = cfg.results
     md_path = Path(out) if out else (Path("docs/results.md") if cfg.scale != "smoke" else cfg.work / "results.md")
@@ -273,17 +300,14 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
                         by_label.setdefault(f"{task} {method}", []).extend(pts)
                 samples.append(max((r.get("train/samples", 0) for r in rows_), default=0))
             lines.append(f"| {task} | {method} | {' | '.join(row)} | {int(max(samples, default=0)):,} |")
+        lines += _samples_to_reach(curves["rollout/return"], task, cfg.ppo_methods)
 
     def draw_ppo(metric: str, label: str):
         def draw(ax):
             for name, pts in sorted(curves[metric].items()):
-                pts.sort()
-                x = np.array([p[0] for p in pts])
-                y = np.array([p[1] for p in pts])
-                k = max(1, len(y) // 20)
-                ax.plot(x[k - 1:], np.convolve(y, np.ones(k) / k, mode="valid"), label=name)
+                ax.plot(*_running_mean(pts), label=name)
             ax.set_xlabel("environment samples"), ax.set_ylabel(f"{label} (episodes ended in rollouts)")
-            ax.legend(fontsize=7), ax.set_title(f"PPO: {label} vs samples (seeds pooled, running mean)")
+            ax.legend(fontsize=7), ax.set_title(f"PPO: {label} vs samples (seeds pooled, running mean of 5)")
 
         return draw
 

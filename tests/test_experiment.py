@@ -1,5 +1,6 @@
-"""The experiment's control prior corpus (hop_train/experiment/control.py): every
-episode keeps its inputs and gets another episode's actions; real stores."""
+"""The experiment (hop_train/experiment): the control prior corpus (every episode
+keeps its inputs and gets another episode's actions; real stores) and the report's
+sample-efficiency figure against hand-computed values."""
 
 from __future__ import annotations
 
@@ -52,3 +53,18 @@ def test_shuffled_store_keeps_inputs_and_sources_and_takes_others_actions(tmp_pa
         assert len(ep["action"]) == len(mine["proprio"])
         donors = [j for j, a in enumerate(originals) if np.allclose(resample(a, len(ep["action"])), ep["action"], atol=1e-6)]
         assert donors and i not in donors, f"episode {i} kept its own actions"
+
+
+def test_samples_to_reach_scratch_best_return_by_hand():
+    from hop_train.experiment.report import _running_mean, _samples_to_reach
+
+    x, y = _running_mean([(float(s), float(s)) for s in range(1, 11)], k=5)  # y = samples: mean of the last 5
+    np.testing.assert_allclose(x, [5, 6, 7, 8, 9, 10])
+    np.testing.assert_allclose(y, [3, 4, 5, 6, 7, 8])
+    scratch = [(100.0 * i, float(i)) for i in range(1, 11)]  # best running mean: 8 at 1,000 samples
+    hop = [(100.0 * i, 2.0 * i) for i in range(1, 11)]  # running mean 2 * (i - 2): reaches 8 at i = 6
+    flat = [(100.0 * i, 1.0) for i in range(1, 11)]
+    line = _samples_to_reach({"T scratch": scratch, "T hop": hop, "T amp": flat}, "T", ["hop", "scratch", "amp"])[-1]
+    assert "(8.0," in line
+    assert "hop 600" in line and "scratch 1,000" in line and "amp never (best 1.0)" in line
+    assert _samples_to_reach({"T hop": hop}, "T", ["hop"]) == []
