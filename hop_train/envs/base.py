@@ -23,6 +23,14 @@ observation is the next episode's first, and ``info["final_obs"]`` /
 Each env draws its randomness from its own generator (seeded ``seed + i``
 on ``reset(seed=...)``), so env i of a vector env and a single env seeded
 ``seed + i`` with the same object run the same episode, step for step.
+
+``state_dict()`` / ``load_state_dict()`` save and restore a vector env mid-run
+(checkpoints that resume exactly): the simulator's state, every env's
+generator, the latest observation and every NumPy-array attribute of the env
+(the base's counters and the task's flags, goals and previous distances: the
+run's state lives in such arrays by convention), less ``static_arrays``,
+which are built from the config. An env rebuilt with the same config that
+loads the state continues step for step as the saved one would have.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from hop_robot.drivers.sim import SimRobotConfig
 from hop_robot.embodiment import spec
 from hop_robot.geometry import quat_to_matrix, yaw_quat
-from hop_robot.sim import CompiledScene, SceneConfig, build_scene, make_simulator
+from hop_robot.sim import CompiledScene, Observation, SceneConfig, build_scene, make_simulator
 from hop_robot.sim.scene import SceneExtra
 
 from .objects import TaskObject, object_set
@@ -84,6 +92,11 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
     state_dim = 0  # the task's own privileged entries (after the shared ones)
     # joint pos (23) + vel (23), object pose (7) + vel (6), palm (3), tips rel. palm (12), mass (1), progress (1)
     shared_state_dim = 2 * spec.NUM_JOINTS + 7 + 6 + 3 + 12 + 1 + 1
+    #: NumPy-array attributes built from the config, not by the run: left out
+    #: of ``state_dict`` (an env rebuilt with the config has them; the normals
+    #: would be most of a checkpoint's env state). A subclass's arrays are
+    #: saved unless it names them here.
+    static_arrays: tuple[str, ...] = ("assignment", "masses", "rest_height", "_normals")
 
     def __init__(self, num_envs: int = 1, render_mode: str | None = None, config: TaskConfig | None = None, **overrides: Any):
         if num_envs < 1:
@@ -233,6 +246,46 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
             observation = self._observation(obs)
         return observation, reward.astype(np.float32), terminated, truncated, info
 
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """What the envs' continuation depends on (module doc): ``sim``, ``rngs``
+        (each env's bit-generator state), ``arrays`` (the run's array
+        attributes), ``obs`` (the latest ``Observation``'s fields), and the
+        task, env count and objects for refusing another env's state."""
+        return {
+            "task": self.task_name,
+            "num_envs": self.num_envs,
+            "objects": [o.name for o in self.objects],
+            "sim": self.sim.state_dict(),
+            "rngs": [rng.bit_generator.state for rng in self._rngs],
+            "arrays": {name: value.copy() for name, value in self._run_arrays().items()},
+            "obs": None if self._obs is None else {f: getattr(self._obs, f).copy() for f in Observation.__dataclass_fields__},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state_dict()`` of an env built with the same config
+        (arrays may come back as tensors from a checkpoint: they are read as
+        NumPy arrays of their own dtype). Another task, env count or object
+        set is refused (ValueError)."""
+        mine = {"task": self.task_name, "num_envs": self.num_envs, "objects": [o.name for o in self.objects]}
+        theirs = {k: state[k] for k in mine}
+        if theirs != mine:
+            raise ValueError(f"the saved env state is of another env: {theirs} vs {mine}")
+        self.sim.load_state_dict(state["sim"])
+        self._rngs = [_generator(s) for s in state["rngs"]]
+        current = self._run_arrays()
+        for name, value in state["arrays"].items():
+            value = np.array(value)
+            if name in current and (current[name].shape, current[name].dtype) != (value.shape, value.dtype):
+                raise ValueError(f"saved {name} is {value.dtype}{value.shape}, this env's {current[name].dtype}{current[name].shape}")
+            setattr(self, name, value)
+        obs = state["obs"]
+        self._obs = None if obs is None else Observation(**{f: np.array(v) for f, v in obs.items()})
+
+    def _run_arrays(self) -> dict[str, np.ndarray]:
+        """The NumPy-array attributes the run changes: all of them but ``static_arrays``."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray) and k not in self.static_arrays}
+
     def render(self):
         """An RGB image (H, W, 3) of env 0 (``render_mode="rgb_array"``)."""
         return self.render_envs([0])[0]
@@ -336,6 +389,13 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
         xfrc = self.sim.read("xfrc_applied")
         xfrc[:, self.index.object_body, :3] = np.where(held[:, None], self._force, 0.0)
         self.sim.write("xfrc_applied", xfrc)
+
+
+def _generator(state: dict[str, Any]) -> np.random.Generator:
+    """A NumPy generator in a saved ``bit_generator.state``."""
+    rng = np.random.Generator(getattr(np.random, state["bit_generator"])())
+    rng.bit_generator.state = state
+    return rng
 
 
 class TaskEnv(gym.Env):
