@@ -75,6 +75,16 @@ class AMP(PPO):
         self.disc = Discriminator().to(dev)
         self.disc_optimizer = torch.optim.Adam(self.disc.parameters(), lr=amp.lr)
 
+    def state_dict(self) -> dict:
+        """PPO's, the discriminator's optimiser (its weights are the module's)
+        and the demo sampler."""
+        return {**super().state_dict(), "disc_optimizer": self.disc_optimizer.state_dict(), "demos": self.demos.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.disc_optimizer.load_state_dict(state["disc_optimizer"])
+        self.demos.load_state_dict(state["demos"])
+
     @torch.no_grad()
     def reward(self, task: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
         """The reward PPO sees for transitions ``before → after`` (scaled proprio, (N, 23))."""

@@ -43,6 +43,15 @@ class DAPG(PPO):
         self.iteration = 0
         self.weight = 0.0
 
+    def state_dict(self) -> dict:
+        """PPO's, the iteration (the demo weight's decay) and the demo sampler."""
+        return {**super().state_dict(), "iteration": self.iteration, "weight": self.weight, "demos": self.demos.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.iteration, self.weight = int(state["iteration"]), float(state["weight"])
+        self.demos.load_state_dict(state["demos"])
+
     def behaviour_clone(self) -> list[float]:
         """The warm start: ``bc_steps`` AdamW steps of masked L1 on demo windows; the losses."""
         from hop_train.model import masked_l1

@@ -24,6 +24,13 @@ class Demonstrations:
         # rows t whose successor t + 1 is in the same episode
         self._transition_rows = np.concatenate([np.arange(s, e - 1) for s, e in zip(starts, ends)])
 
+    def state_dict(self) -> dict:
+        """The sampler's generator (the store itself is reopened from its path)."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
     def __len__(self) -> int:
         return len(self.windows)
 

@@ -9,8 +9,18 @@ Trainer's ``max_steps`` counts gradient steps). The actor is the HOP policy
 with ``hop-train export`` to the same TorchScript contract and runs in
 ``hop-train evaluate`` and ``hop-robot run`` unchanged.
 
+Checkpoints resume exactly: besides the weights, normalisers (buffers),
+optimiser and step counters Lightning saves, ``checkpoint["hop"]["run"]``
+holds the run's state — the envs (simulator, per-env generators, task
+arrays), the rollout storage's history, the collector's observation and
+generator, and the algorithm's (adapted learning rate, warm-up progress,
+minibatch generator; DAPG's iteration, AMP's discriminator optimiser, the
+demo sampler) — so a run killed and resumed with ``--ckpt_path`` logs the
+same curve as one never interrupted (``tests/test_rl_resume.py``).
+
 Logged per rollout: ``rollout/return``, ``rollout/success``,
-``rollout/episode_length`` (episodes that ended in it), ``train/approx_kl``,
+``rollout/episode_length`` (episodes that ended in it; only rollouts in
+which some did have them), ``train/approx_kl``,
 ``train/clip_fraction``, ``train/explained_variance``, ``train/value_loss``,
 ``train/actor_loss``, ``train/action_std``, ``train/lr``, ``train/samples``,
 ``train/samples_per_s``.
@@ -25,6 +35,7 @@ from typing import Any, Optional
 
 import lightning.pytorch as pl
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from hop_robot.embodiment import spec
@@ -136,6 +147,9 @@ class HopPPOModule(pl.LightningModule):
                 self.discriminator = self.algorithm.disc  # checkpointed with the module
         self.env = None
         self.collector: RolloutCollector | None = None
+        # The checkpoint's run state while a resume waits for on_fit_start to build the envs
+        # (on_load_checkpoint runs first); None when not resuming.
+        self._resumed: dict[str, Any] | None = None
         self._samples = 0
         self._t0 = time.perf_counter()
 
@@ -169,8 +183,11 @@ class HopPPOModule(pl.LightningModule):
         storage = self.make_storage()
         reward_fn = self.algorithm.reward if isinstance(self.algorithm, AMP) else None
         self.collector = RolloutCollector(self.env, self.ac, storage, self.cfg, h.action_space, h.ma_alpha,
-                                          h.seed + self.global_step, reward_fn)  # fmt: skip
-        if isinstance(self.algorithm, DAPG) and self.global_step == 0 and self.algorithm.dapg.bc_steps > 0:
+                                          h.seed, reward_fn)  # fmt: skip
+        if self._resumed is not None:  # global_step is not restored yet here: the stash tells a resume
+            self._load_run_state(self._resumed)
+            self._resumed = None
+        elif isinstance(self.algorithm, DAPG) and self.algorithm.dapg.bc_steps > 0:
             losses = self.algorithm.behaviour_clone()  # DAPG's warm start
             self.print(f"DAPG behaviour-cloning warm start: L1 {losses[0]:.4f} -> {losses[-1]:.4f} in {len(losses)} steps")
         # The optimiser Lightning wraps (it counts steps); PPO steps it through this wrapper.
@@ -188,18 +205,32 @@ class HopPPOModule(pl.LightningModule):
         log = {f"train/{k}": v for k, v in out.items()}
         log["train/samples"] = float(self._samples)
         log["train/samples_per_s"] = self._samples / max(time.perf_counter() - self._t0, 1e-9)
-        if stats.returns:
-            log["rollout/return"] = float(np.mean(stats.returns))
-            log["rollout/success"] = float(np.mean(stats.successes))
-            log["rollout/episode_length"] = float(np.mean(stats.lengths))
         self.log_dict(log, prog_bar=False, on_step=True, batch_size=1)
         self.log("samples", float(self._samples), prog_bar=True, on_step=True, batch_size=1, logger=False)
         if stats.returns:
-            self.log("success", log["rollout/success"], prog_bar=True, on_step=True, batch_size=1, logger=False)
-            self.log("return", log["rollout/return"], prog_bar=True, on_step=True, batch_size=1, logger=False)
+            episodes = {"rollout/return": float(np.mean(stats.returns)), "rollout/success": float(np.mean(stats.successes)),
+                        "rollout/episode_length": float(np.mean(stats.lengths))}  # fmt: skip
+            self._log_this_rollout(episodes)
+            self.log("success", episodes["rollout/success"], prog_bar=True, on_step=True, batch_size=1, logger=False)
+            self.log("return", episodes["rollout/return"], prog_bar=True, on_step=True, batch_size=1, logger=False)
 
-        if self.hparams.eval_every and (batch_idx + 1) % self.hparams.eval_every == 0:
+        if self.hparams.eval_every and self._rollouts % self.hparams.eval_every == 0:
             self._evaluate_now()
+
+    @property
+    def _rollouts(self) -> int:
+        """Rollouts done (checkpointed through the sample count, so it survives a resume)."""
+        return self._samples // (self.cfg.num_envs * self.cfg.horizon)
+
+    def _log_this_rollout(self, values: dict[str, float]) -> None:
+        """Log ``values`` in this rollout's row only, with its sample count.
+
+        Not every rollout has them (episodes that ended, evaluations), and
+        ``self.log`` would repeat an on-step value in every later row until
+        the epoch ends — which here it never does — so the loggers get them
+        directly, at the step Lightning logs this rollout's other metrics."""
+        for logger in self.loggers:
+            logger.log_metrics({**values, "train/samples": float(self._samples)}, step=self._rollouts - 1)
 
     def _evaluate_now(self) -> None:
         """The exported policy of the current weights, one episode per env (periodic evaluation)."""
@@ -213,8 +244,7 @@ class HopPPOModule(pl.LightningModule):
             path = export_policy(self.ac.actor, f"{tmp}/policy.pt", num_points=h.num_points)
             summary = evaluate(h.task, str(path), envs=h.eval_envs, seed=10_000, objects=h.eval_objects,
                                show_progress=False, threads=h.env_threads, episode_steps=h.episode_steps)  # fmt: skip
-        self.log_dict({"eval/success": summary["success_rate"], "eval/return": summary["mean_return"]},
-                      on_step=True, batch_size=1)  # fmt: skip
+        self._log_this_rollout({"eval/success": summary["success_rate"], "eval/return": summary["mean_return"]})
         self.ac.train()
 
     def on_fit_end(self) -> None:
@@ -223,9 +253,57 @@ class HopPPOModule(pl.LightningModule):
             self.env = None
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["hop"] = embodiment_record(self.hparams.num_points, self.hparams.context)
-        checkpoint["hop"]["samples"] = self._samples
-        checkpoint["hop"]["ppo"] = dataclasses.asdict(self.cfg)
+        hop = embodiment_record(self.hparams.num_points, self.hparams.context)
+        hop["samples"] = self._samples
+        hop["ppo"] = dataclasses.asdict(self.cfg)
+        if self.collector is not None:
+            hop["run"] = _as_tensors(self._run_state())
+        checkpoint["hop"] = hop
+        _plain_hyperparameters(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._samples = int(checkpoint.get("hop", {}).get("samples", 0))
+        hop = checkpoint.get("hop", {})
+        self._samples = int(hop.get("samples", 0))
+        self._resumed = hop.get("run", {})  # restored once on_fit_start has built the envs
+
+    def _run_state(self) -> dict[str, Any]:
+        """What a resume needs beyond the weights, optimiser and step counters (module doc)."""
+        return {
+            "env": self.env.state_dict(),
+            "storage": self.collector.storage.state_dict(),
+            "collector": self.collector.state_dict(),
+            "algorithm": self.algorithm.state_dict(),
+        }
+
+    def _load_run_state(self, run: dict[str, Any]) -> None:
+        """The inverse of ``_run_state``; an empty one (a checkpoint without it) restarts the envs."""
+        if not run:
+            return
+        self.env.load_state_dict(run["env"])
+        self.collector.storage.load_state_dict(run["storage"])
+        self.collector.load_state_dict(run["collector"])
+        self.algorithm.load_state_dict(run["algorithm"])
+
+
+def _as_tensors(tree: Any) -> Any:
+    """``tree`` with NumPy arrays as tensors and NumPy scalars as Python numbers, so
+    a checkpoint loads with ``torch.load(weights_only=True)`` (Lightning's default)."""
+    if isinstance(tree, dict):
+        return {k: _as_tensors(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_as_tensors(v) for v in tree)
+    if isinstance(tree, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(tree))
+    if isinstance(tree, np.generic):
+        return tree.item()
+    return tree
+
+
+def _plain_hyperparameters(checkpoint: dict[str, Any]) -> None:
+    """The config dataclasses (``PPOConfig``, ...) among the saved hyperparameters as
+    dicts, which the constructor takes too: a pickled class would make the
+    checkpoint unreadable with ``weights_only=True`` (resume, ``hop-train export``)."""
+    hparams = checkpoint.get("hyper_parameters")
+    if hparams:  # a new dict: the module's own hparams keep their dataclasses
+        plain = lambda v: dataclasses.asdict(v) if dataclasses.is_dataclass(v) and not isinstance(v, type) else v  # noqa: E731
+        checkpoint["hyper_parameters"] = {name: plain(value) for name, value in hparams.items()}

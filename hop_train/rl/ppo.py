@@ -78,6 +78,17 @@ class PPO:
         self.gradient_steps = 0
         self.generator = torch.Generator().manual_seed(seed)
 
+    def state_dict(self) -> dict:
+        """The update's own state (the optimiser's is checkpointed by Lightning):
+        the adapted learning rate, the gradient-step count (critic warm-up
+        progress) and the minibatch generator."""
+        return {"lr": self.lr, "gradient_steps": self.gradient_steps, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.lr = float(state["lr"])
+        self.gradient_steps = int(state["gradient_steps"])
+        self.generator.set_state(torch.as_tensor(state["generator"]))
+
     @property
     def warming_up(self) -> bool:
         return self.gradient_steps < self.cfg.critic_warmup_steps

@@ -90,6 +90,34 @@ class RolloutCollector:
         self.cache: list[torch.Tensor] | None = None  # per-env keys/values (relative policy)
         self.samples = 0
 
+    def state_dict(self) -> dict:
+        """The collector's own state between steps (the env and the storage
+        save theirs): the latest observation, which envs restart, the
+        moving-average previous targets, the sampling generator, the sample
+        count, and a relative policy's caches when they are carried over
+        (rebuilt ones are recomputed from the storage; so are the window
+        policy's tokens)."""
+        carried = self.cache is not None and not self.refresh_cache
+        return {
+            "obs": {k: v.copy() for k, v in self.obs.items()},
+            "restarted": self.restarted.copy(),
+            "previous_target": self.previous_target.copy(),
+            "generator": self.generator.get_state(),
+            "samples": self.samples,
+            "cache": [c.clone() for c in self.cache] if carried else None,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from ``state_dict()`` (arrays may come back as tensors)."""
+        self.obs = {k: np.array(v) for k, v in state["obs"].items()}
+        self.restarted = np.array(state["restarted"])
+        self.previous_target = np.array(state["previous_target"])
+        self.generator.set_state(torch.as_tensor(state["generator"]))
+        self.samples = int(state["samples"])
+        if state["cache"] is not None:
+            dev = next(self.ac.parameters()).device
+            self.cache = [torch.as_tensor(c).to(dev) for c in state["cache"]]
+
     @torch.no_grad()
     def collect(self) -> EpisodeStats:
         st, ac, env = self.storage, self.ac, self.env

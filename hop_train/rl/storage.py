@@ -117,6 +117,32 @@ class RolloutStorage:
             self.episode[:, :keep] = self.episode[:, -keep:]
         self.step = 0
 
+    # ------------------------------------------------------------------ checkpoints
+    _TIMELINE = ("proprio", "points", "episode")
+    _TRANSITIONS = ("state", "actions", "log_probs", "values", "rewards", "dones", "timeouts")
+
+    def state_dict(self) -> dict[str, np.ndarray | int]:
+        """What the next steps read: the filled part of each timeline (between
+        rollouts, the ``context − 1`` steps of history the next rollout's
+        windows start from), the rollout's transitions so far, the step and
+        the per-env episode counters. The rest is written before it is read;
+        advantages and returns are recomputed at the rollout's end."""
+        filled = self.c - 1 + self.step
+        out: dict[str, np.ndarray | int] = {"step": self.step, "episode_counter": self._episode_counter.copy()}
+        out.update({name: getattr(self, name)[:, :filled].copy() for name in self._TIMELINE})
+        out.update({name: getattr(self, name)[:self.step].copy() for name in self._TRANSITIONS})
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from ``state_dict()`` of a storage of the same sizes (arrays or tensors)."""
+        self.step = int(state["step"])
+        self._episode_counter[:] = np.asarray(state["episode_counter"])
+        filled = self.c - 1 + self.step
+        for name in self._TIMELINE:
+            getattr(self, name)[:, :filled] = np.asarray(state[name])
+        for name in self._TRANSITIONS:
+            getattr(self, name)[:self.step] = np.asarray(state[name])
+
     # ------------------------------------------------------------------ update
     def minibatches(self, num_minibatches: int, generator: torch.Generator):
         """Minibatches of whole envs (all T steps of each), so a minibatch encodes
