@@ -75,7 +75,7 @@ def launch(root: Path, rollouts: int, positions: str, *, ckpt_path: str = "", bl
 
 
 def finish(proc, log, root: Path, name: str) -> None:
-    proc.communicate(timeout=300)
+    proc.communicate(timeout=600)
     log.close()
     assert proc.returncode == 0, (root / f"{name}.log").read_text()[-3000:]
 
@@ -122,6 +122,76 @@ def test_resume_after_kill_continues_the_same_curve(tmp_path, positions):
     assert any("rollout/return" in expected[k] for k in got)  # episodes ended after the resume
     for step in got:
         assert got[step] == expected[step], f"rollout {step + 1}"
+
+
+@pytest.mark.parametrize("algorithm", ["dapg", "amp"])
+def test_dapg_and_amp_continue_from_their_state(tmp_path, algorithm):
+    """The baselines' own state (DAPG's iteration, AMP's discriminator
+    optimiser, both demo samplers, PPO's generator and learning rate), saved
+    as the module saves it (tensors) with the envs', storage's and
+    collector's: a rebuilt run that loads it and the weights continues with
+    the same update diagnostics as the saved one."""
+    import copy
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _window_store import build_store
+
+    from hop_train.envs import make_vector
+    from hop_train.model import HopPolicy
+    from hop_train.rl.actor_critic import ActorCritic
+    from hop_train.rl.amp import AMP, AMPConfig
+    from hop_train.rl.dapg import DAPG, DAPGConfig
+    from hop_train.rl.demos import Demonstrations
+    from hop_train.rl.module import _as_tensors
+    from hop_train.rl.ppo import PPOConfig
+    from hop_train.rl.rollout import RolloutCollector
+    from hop_train.rl.storage import RolloutStorage
+
+    build_store(tmp_path / "demos", {"expert": [12, 12, 12]}, num_points=100)
+    cfg = PPOConfig(num_envs=4, horizon=4, minibatch_size=8, critic_warmup_steps=2, lr=1e-3)
+
+    def build():
+        torch.manual_seed(0)
+        env = make_vector("GraspLift-v0", 4, episode_steps=10, nthread=1)
+        ac = ActorCritic(HopPolicy(width=32, num_layers=1, num_heads=2), env.single_observation_space["state"].shape[0],
+                         cfg.init_std, cfg.detach_critic_tokens)  # fmt: skip
+        demos = Demonstrations(str(tmp_path / "demos"), ac.actor.context, seed=0)
+        algo = (DAPG(ac, cfg, demos, DAPGConfig(demo_batch=4, bc_steps=0)) if algorithm == "dapg"
+                else AMP(ac, cfg, demos, AMPConfig(batch=8)))  # fmt: skip
+        storage = RolloutStorage(4, 4, ac.window_steps, env.num_points, env.single_observation_space["state"].shape[0], 23)
+        reward_fn = algo.reward if algorithm == "amp" else None
+        return RolloutCollector(env, ac, storage, cfg, seed=0, reward_fn=reward_fn), algo
+
+    def rollout(collector, algo):
+        collector.collect()
+        out = algo.update(collector.storage)
+        collector.storage.next_rollout()
+        return out
+
+    def stateful(collector, algo):
+        """The run state the module saves (as tensors), then what Lightning saves (weights, optimiser)."""
+        run = {"env": collector.env, "storage": collector.storage, "collector": collector, "algorithm": algo}
+        lightning = {"ac": algo.ac, "optimizer": algo.optimizer} | ({"disc": algo.disc} if algorithm == "amp" else {})
+        return run, lightning
+
+    collector, algo = build()
+    for _ in range(2):
+        rollout(collector, algo)
+    run, lightning = stateful(collector, algo)
+    # copies, as a checkpoint file is: optimiser state dicts hold the live tensors
+    saved_run = _as_tensors(copy.deepcopy({k: v.state_dict() for k, v in run.items()}))
+    saved_weights = copy.deepcopy({k: v.state_dict() for k, v in lightning.items()})
+    expected = [rollout(collector, algo) for _ in range(2)]
+    changing = "demo_weight" if algorithm == "dapg" else "disc_loss"
+    assert expected[0][changing] != expected[1][changing]
+
+    collector, algo = build()
+    run, lightning = stateful(collector, algo)
+    for k, part in (run | lightning).items():
+        part.load_state_dict((saved_run | saved_weights)[k])
+    assert [rollout(collector, algo) for _ in range(2)] == expected
 
 
 if __name__ == "__main__":

@@ -275,12 +275,12 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
         self._rngs = [_generator(s) for s in state["rngs"]]
         current = self._run_arrays()
         for name, value in state["arrays"].items():
-            value = np.array(value)
+            value = np.asarray(value).copy()
             if name in current and (current[name].shape, current[name].dtype) != (value.shape, value.dtype):
                 raise ValueError(f"saved {name} is {value.dtype}{value.shape}, this env's {current[name].dtype}{current[name].shape}")
             setattr(self, name, value)
         obs = state["obs"]
-        self._obs = None if obs is None else Observation(**{f: np.array(v) for f, v in obs.items()})
+        self._obs = None if obs is None else Observation(**{f: np.asarray(v).copy() for f, v in obs.items()})
 
     def _run_arrays(self) -> dict[str, np.ndarray]:
         """The NumPy-array attributes the run changes: all of them but ``static_arrays``."""

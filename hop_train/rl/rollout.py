@@ -109,9 +109,9 @@ class RolloutCollector:
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from ``state_dict()`` (arrays may come back as tensors)."""
-        self.obs = {k: np.array(v) for k, v in state["obs"].items()}
-        self.restarted = np.array(state["restarted"])
-        self.previous_target = np.array(state["previous_target"])
+        self.obs = {k: np.asarray(v).copy() for k, v in state["obs"].items()}
+        self.restarted = np.asarray(state["restarted"]).copy()
+        self.previous_target = np.asarray(state["previous_target"]).copy()
         self.generator.set_state(torch.as_tensor(state["generator"]))
         self.samples = int(state["samples"])
         if state["cache"] is not None:
