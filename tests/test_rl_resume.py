@@ -112,6 +112,10 @@ def test_resume_after_kill_continues_the_same_curve(tmp_path, positions):
     checkpoint = torch.load(last, map_location="cpu", weights_only=True)  # what Lightning's resume loads
     assert checkpoint["global_step"] == N * ROLLOUT_STEPS and "run" in checkpoint["hop"]
     assert isinstance(checkpoint["hyper_parameters"]["ppo"], dict)
+    # Lightning's part: the normalisers are buffers of the module, and the optimiser's
+    # state holds the adapted learning rate (PPO's own copy of it is in the run state).
+    assert {"ac.state_norm.mean", "ac.value_norm.var"} <= set(checkpoint["state_dict"])
+    assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == checkpoint["hop"]["run"]["algorithm"]["lr"] != 1e-3
 
     resumed, resumed_log = launch(killed_root, 2 * N, positions, ckpt_path=str(last), name="resumed")
     finish(resumed, resumed_log, killed_root, "resumed")
