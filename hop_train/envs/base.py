@@ -276,8 +276,9 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
         current = self._run_arrays()
         for name, value in state["arrays"].items():
             value = np.asarray(value).copy()
-            if name in current and (current[name].shape, current[name].dtype) != (value.shape, value.dtype):
-                raise ValueError(f"saved {name} is {value.dtype}{value.shape}, this env's {current[name].dtype}{current[name].shape}")
+            own = current.get(name, value)
+            if (own.shape, own.dtype) != (value.shape, value.dtype):
+                raise ValueError(f"saved {name} is {value.dtype}{value.shape}, this env's {own.dtype}{own.shape}")
             setattr(self, name, value)
         obs = state["obs"]
         self._obs = None if obs is None else Observation(**{f: np.asarray(v).copy() for f, v in obs.items()})

@@ -150,7 +150,7 @@ class HopPPOModule(pl.LightningModule):
         # The checkpoint's run state while a resume waits for on_fit_start to build the envs
         # (on_load_checkpoint runs first); None when not resuming.
         self._resumed: dict[str, Any] | None = None
-        self._samples = 0
+        self._samples = self._samples_at_start = 0
         self._t0 = time.perf_counter()
 
     @staticmethod
@@ -192,7 +192,7 @@ class HopPPOModule(pl.LightningModule):
             self.print(f"DAPG behaviour-cloning warm start: L1 {losses[0]:.4f} -> {losses[-1]:.4f} in {len(losses)} steps")
         # The optimiser Lightning wraps (it counts steps); PPO steps it through this wrapper.
         self.algorithm.optimizer = self.optimizers()
-        self._t0 = time.perf_counter()
+        self._t0, self._samples_at_start = time.perf_counter(), self._samples  # a resumed run's rate counts its own samples
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         collector = self.collector
@@ -204,7 +204,7 @@ class HopPPOModule(pl.LightningModule):
         self._samples += self.cfg.num_envs * self.cfg.horizon
         log = {f"train/{k}": v for k, v in out.items()}
         log["train/samples"] = float(self._samples)
-        log["train/samples_per_s"] = self._samples / max(time.perf_counter() - self._t0, 1e-9)
+        log["train/samples_per_s"] = (self._samples - self._samples_at_start) / max(time.perf_counter() - self._t0, 1e-9)
         self.log_dict(log, prog_bar=False, on_step=True, batch_size=1)
         self.log("samples", float(self._samples), prog_bar=True, on_step=True, batch_size=1, logger=False)
         if stats.returns:
