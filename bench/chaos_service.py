@@ -47,9 +47,9 @@ import ray
 from hop_data.retarget.config import RetargetConfig
 from hop_data.service import processes
 from hop_data.service.actors import SimulatorActor
-from hop_data.service.cli import json_stdout
+from hop_data.service.run import json_stdout
 from hop_data.service.driver import GenerateConfig, generate, start_local_ray
-from hop_data.store import TrajectoryStore
+from hop_data.store import STEP_FIELDS, TrajectoryStore
 from service import corpus  # bench/service.py: the same synthetic videos
 
 # ChaosActor travels to Ray's workers by value (bench/ is not importable there).
@@ -136,7 +136,8 @@ class Chaos(threading.Thread):
                 self._kill_one()
 
     def _kill_one(self) -> None:
-        actors = [p for p in processes.descendants(os.getpid()) if processes.command_line(p).startswith("ray::ChaosActor")]
+        below = processes.descendants(os.getpid())
+        actors = [p for p in below if processes.command_line(p).startswith("ray::ChaosActor")]
         if actors:
             victim = self.rng.choice(actors)
             os.kill(victim, signal.SIGKILL)
@@ -167,7 +168,7 @@ def episodes_by_source(store: Path) -> dict[str, list[tuple[int, str]]]:
     out: dict[str, list[tuple[int, str]]] = {s: [] for s in reader.sources}
     for i in range(reader.num_episodes):
         ep = reader.episode(i)
-        digest = hashlib.blake2b(b"".join(np.ascontiguousarray(ep[k]).tobytes() for k in ("proprio", "action", "object_pc")))
+        digest = hashlib.blake2b(b"".join(np.ascontiguousarray(ep[k]).tobytes() for k in STEP_FIELDS))
         out[str(ep["source"])].append((int(ep["seed"]), digest.hexdigest()))
     return {s: sorted(eps) for s, eps in out.items()}
 
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             "actors": args.actors,
             "kill_every_s": args.kill_every,
             **counts,
-            "exactly_once": counts["episodes_lost"] == counts["episodes_duplicated"] == counts["episodes_differing"] == 0,
+            "exactly_once": not any(counts[k] for k in ("episodes_lost", "episodes_duplicated", "episodes_differing")),
             "videos_failed": summary["failed"],
             "kills": {"random_actors": len(chaos.killed), "writer_in_commit": int(chaos.writer_killed)},
             "actor_restarts": summary["actor_restarts"],

@@ -198,5 +198,6 @@ def test_a_pinned_reader_keeps_its_rows_while_an_earlier_shard_grows(tmp_path):
         w.append_episodes(source_name(5), source_episodes(5))
     pinned, now = store.reader(snapshot=first.snapshot), store.reader()
     assert pinned.snapshot == first.snapshot and now.num_steps > first.num_steps
-    np.testing.assert_array_equal(pinned.read("object_pc", 0, first.num_steps), first.read("object_pc", 0, first.num_steps))
+    rows = first.num_steps
+    np.testing.assert_array_equal(pinned.read("object_pc", 0, rows), first.read("object_pc", 0, rows))
     assert pinned.sources == first.sources and not np.array_equal(now.proprio[: first.num_steps], first.proprio)

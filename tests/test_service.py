@@ -420,7 +420,7 @@ def test_json_stdout_holds_the_summary_alone():
     child process: Ray's forwarded lines and logs) lands on stderr."""
     script = (
         "import os, subprocess, sys\n"
-        "from hop_data.service.cli import json_stdout\n"
+        "from hop_data.service.run import json_stdout\n"
         "out = json_stdout(True)\n"
         "print('a print')\n"
         "os.write(1, b'fd 1\\n')\n"

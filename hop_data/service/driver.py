@@ -15,6 +15,11 @@ The shape (DESIGN.md, "Ray service shape"):
   (format error, too short, unreadable, hand-less video) is reported at once and
   never retried. An actor that cannot come back (its process cannot start) is
   replaced by a new one, a bounded number of times.
+* Ray itself failing ends the run with ``RayLostError`` (status 3 at the
+  command): the embedded node's GCS or raylet died (checked every second), or
+  no actor has been up for ``placement_timeout_s`` (lost or too small nodes).
+  The message names what died, says the store is intact and how to resume
+  (docs/reliability.md);
 * a driver that dies is simply run again: actors skip committed videos, so the
   rerun completes without duplicates. Shards of writers that died with an old
   driver are repaired on the next run (local stores, where a lock tells a dead
@@ -443,15 +448,16 @@ class Generator:
         needs = {"CPU": float(cfg.threads), **({"GPU": cfg.gpus_per_actor} if cfg.gpus_per_actor > 0 else {})}
         nodes = ray.nodes()
         alive = [n for n in nodes if n.get("Alive")]
-        gone = [f"{n.get('NodeID', '?')[:12]} at {n.get('NodeManagerAddress', '?')}" for n in nodes if not n.get("Alive")]
+        gone = [f"{n.get('NodeID', '?')[:12]} at {n.get('NodeManagerAddress', '?')}" for n in nodes if n not in alive]
         free, total = ray.available_resources(), ray.cluster_resources()
 
         def amounts(resources: dict[str, float]) -> str:
             return ", ".join(f"{k} {resources.get(k, 0.0):g}" for k in needs)
 
         return (
-            f"no simulator actor could be placed for {waited:.0f} s (--placement-timeout-s {cfg.placement_timeout_s:g}): "
-            f"each needs {amounts(needs)}; the {len(alive)} alive node(s) have {amounts(free)} free of {amounts(total)}"
+            f"no simulator actor could be placed for {waited:.0f} s "
+            f"(--placement-timeout-s {cfg.placement_timeout_s:g}): each needs {amounts(needs)}; "
+            f"the {len(alive)} alive node(s) have {amounts(free)} free of {amounts(total)}"
             + (f"; node(s) lost: {', '.join(gone)}" if gone else "")
         )
 
@@ -477,7 +483,8 @@ class Generator:
         if slot.pid is not None and info.pid != slot.pid:
             shard = (
                 f"it reopened and repaired its shard {info.writer_id}" if info.writer_id == slot.writer_id else
-                f"its shard {slot.writer_id} is still held by its old process (on a lost node?): it writes {info.writer_id}"
+                f"its shard {slot.writer_id} is still held by its old process (on a lost node?): "
+                f"it writes {info.writer_id}"
             )  # fmt: skip
             self.say(f"actor {slot.index} restarted (pid {slot.pid} -> {info.pid}); {shard}")
         slot.pid, slot.host, slot.writer_id, slot.state = info.pid, info.host, info.writer_id, "free"

@@ -54,4 +54,4 @@ def lost_message(what: str, store: str, remedy: str = "") -> str:
 
 def server_lost(server: str) -> str:
     """The words for a dead server of the embedded node, e.g. ``raylet (pid 12)``."""
-    return f"the embedded Ray's {server} died (killed, e.g. by the out-of-memory killer)"
+    return f"the embedded Ray's {server} died (killed, e.g. by the out-of-memory killer, or crashed)"

@@ -193,7 +193,7 @@ def child_main(request_fd: int, status_fd: int, parent: int) -> None:
     os.set_inheritable(status_fd, False)  # Ray's processes must not hold the pipe open
     with os.fdopen(request_fd, "rb") as pipe:
         config, as_json = pickle.load(pipe)
-    from .cli import run_driver
+    from .run import run_driver
 
     code = run_driver(config, as_json, on_ray_up=lambda: os.write(status_fd, b"up\n"))
     os.write(status_fd, f"exit {code}\n".encode())
