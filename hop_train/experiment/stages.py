@@ -136,6 +136,22 @@ def _arch(prefix: str, cfg: ExperimentConfig) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- 1. prior
+def _pretrain(cfg: ExperimentConfig, store: Path, w: Path, name: str, log: Path) -> Path:
+    """``make pretrain``'s module on ``store`` with the scale's sizes: the policy
+    exported to ``w/policy.pt``, its curve copied to ``results/<scale>/<name>/``."""
+    train = w / "train"
+    config = derived_config("configs/pretrain.yaml", w / "pretrain.yaml", {
+        **_arch("model", cfg), **_supervised(cfg.pretrain_steps, train, w / "policy.pt"),
+        "data.store": str(store), "data.batch_size": cfg.pretrain_batch,
+    })  # fmt: skip
+    run(_cli("hop-train") + ["fit", "--config", config], log)
+    metrics = _metrics(train)
+    if metrics:
+        (cfg.results / name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(metrics, cfg.results / name / "pretrain_metrics.csv")
+    return w / "policy.pt"
+
+
 def stage_prior(cfg: ExperimentConfig) -> dict:
     result = cfg.results / "prior" / "summary.json"
     if result.exists() and Path(json.loads(result.read_text())["policy"]).is_file():
@@ -148,16 +164,7 @@ def stage_prior(cfg: ExperimentConfig) -> dict:
         run(_cli("hop-data") + ["synth", "--out", hoi, "--videos", cfg.videos, "--seed", 0], log)
     gen = json.loads(run(_cli("hop-data") + ["generate", hoi, "--store", w / "store.zarr", "--attempts", cfg.attempts,
                                              "--seed", 0, "--json"], log))  # fmt: skip
-    train = w / "train"
-    config = derived_config("configs/pretrain.yaml", w / "pretrain.yaml", {
-        **_arch("model", cfg), **_supervised(cfg.pretrain_steps, train, w / "policy.pt"),
-        "data.store": str(w / "store.zarr"), "data.batch_size": cfg.pretrain_batch,
-    })  # fmt: skip
-    run(_cli("hop-train") + ["fit", "--config", config], log)
-    metrics = _metrics(train)
-    if metrics:
-        (cfg.results / "prior").mkdir(parents=True, exist_ok=True)
-        shutil.copy(metrics, cfg.results / "prior" / "pretrain_metrics.csv")
+    _pretrain(cfg, w / "store.zarr", w, "prior", log)
     return write_json(result, {
         "videos": cfg.videos, "attempts_per_video": cfg.attempts, "corpus": "synthetic human videos (hop-data synth)",
         "generate": {k: gen.get(k) for k in ("videos", "attempts", "episodes", "accepted", "acceptance", "steps", "seconds") if k in gen},
@@ -240,16 +247,7 @@ def stage_control(cfg: ExperimentConfig) -> dict:
         if store.exists():  # a half-written copy from a killed run: start it over
             shutil.rmtree(store)
         counts = write_action_shuffled_store(cfg.work / "prior" / "store.zarr", store, seed=0)
-        train = w / "train"
-        config = derived_config("configs/pretrain.yaml", w / "pretrain.yaml", {
-            **_arch("model", cfg), **_supervised(cfg.pretrain_steps, train, policy),
-            "data.store": str(store), "data.batch_size": cfg.pretrain_batch,
-        })  # fmt: skip
-        run(_cli("hop-train") + ["fit", "--config", config], log)
-        metrics = _metrics(train)
-        if metrics:
-            (cfg.results / "control").mkdir(parents=True, exist_ok=True)
-            shutil.copy(metrics, cfg.results / "control" / "pretrain_metrics.csv")
+        _pretrain(cfg, store, w, "control", log)
         write_json(result, {"corpus": "the prior's store, each episode's actions from another episode (seeded derangement)",
                             **counts, "pretrain_steps": cfg.pretrain_steps, "policy": str(policy),
                             "prior_policy": prior["policy"], "wall_s": time.perf_counter() - t0})  # fmt: skip
