@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from hop_data.inputs import HOI_SUFFIX, VIDEO_SUFFIXES, expand_inputs
+
 from .actors import (
     CONCURRENCY_GROUPS,
     LIFT_INSTALL_HINT,
@@ -55,7 +57,6 @@ from .config import GenerateConfig
 from .errors import RayLostError, ServiceError, server_lost  # noqa: F401 (public here too)
 from .ray_runtime import connect, dead_server, local_cpus, shutdown, start_local_ray, token_auth_enabled  # noqa: F401
 
-from hop_data.inputs import HOI_SUFFIX, VIDEO_SUFFIXES, expand_inputs
 WAIT_S = 1.0  # ray.wait timeout: the progress bar's refresh period
 STALL_WARN_S = 60.0  # say so when nothing finished for this long (e.g. actors waiting for resources)
 
