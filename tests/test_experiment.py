@@ -68,3 +68,12 @@ def test_samples_to_reach_scratch_best_return_by_hand():
     assert "(8.0," in line
     assert "hop 600" in line and "scratch 1,000" in line and "amp never (best 1.0)" in line
     assert _samples_to_reach({"T hop": hop}, "T", ["hop"]) == []
+
+
+def test_return_direction_screens_by_twice_the_spread():
+    from hop_train.experiment.report import _return, _return_direction
+
+    assert _return([{"mean_return": 1.0}, {"mean_return": 3.0}]) == (2.0, 1.0)
+    assert _return_direction((132.0, 15.0), (216.0, 6.0)) == "lower"  # gap 84 > 2 * 15
+    assert _return_direction((216.0, 6.0), (132.0, 15.0)) == "higher"
+    assert _return_direction((255.0, 5.0), (248.0, 4.0)) == "the same"  # gap 7 <= 2 * 5

@@ -84,6 +84,21 @@ def _plot(path: Path, draw) -> str | None:
     return path.name
 
 
+def _return(summaries: list[dict]) -> tuple[float, float]:
+    """Mean episode return: (mean, std) over seeds."""
+    values = [s["mean_return"] for s in summaries]
+    return float(np.mean(values)), float(np.std(values))
+
+
+def _return_direction(a: tuple[float, float], b: tuple[float, float]) -> str:
+    """``a`` vs ``b`` (mean, std over seeds): higher / lower when the means differ by
+    more than twice the larger spread, else the same (a rough screen, not a test)."""
+    gap = a[0] - b[0]
+    if abs(gap) <= 2 * max(a[1], b[1]):
+        return "the same"
+    return "higher" if gap > 0 else "lower"
+
+
 def _overall(verdicts: list[str]) -> str:
     """One verdict over several comparisons: all must agree to support."""
     if not verdicts:
@@ -126,9 +141,9 @@ def _control_section(cfg: ExperimentConfig, res: Path) -> dict:
             for init, runs in found.items():
                 if runs:
                     ok, ms = _pooled(runs), _pooled(runs, "milestone_rate")
-                    ret = float(np.mean([f["mean_return"] for f in runs]))
+                    ret = _return(runs)
                     lines.append(f"| {task} | {count} | {objects} | {init} | {_fmt(*ok[:3], len(runs))} | "
-                                 f"{_fmt(*ms[:3], len(runs))} | {ret:.0f} |")  # fmt: skip
+                                 f"{_fmt(*ms[:3], len(runs))} | {ret[0]:.0f} ± {ret[1]:.0f} |")  # fmt: skip
             if found["prior"] and objects == "train":
                 for key in ("success_rate", "milestone_rate"):
                     verdicts.append(_verdict(_pooled(found["prior"], key)[2], _pooled(found["control"], key)[2]))
@@ -248,9 +263,12 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
                         series[(task, "scratch", key)].append((count, q[0], q[2]))
                 bc_claims["success"].append(verdicts[0])
                 bc_claims["milestone"].append(verdicts[1])
-                ret = [float(np.mean([f["mean_return"] for f in found[i]])) for i in ("prior", "scratch")]
-                lines.append(f"| {task} | {count} | {objects} | {' | '.join(cells)} | {ret[0]:.0f} / {ret[1]:.0f} |")
-    lines.append(f"\nCells: mean over seeds ± std over seeds [pooled 95 % interval]; {len(cfg.seeds)} seeds per cell.")
+                rp, rs = _return(found["prior"]), _return(found["scratch"])
+                bc_claims["return"].append(_return_direction(rp, rs))
+                lines.append(f"| {task} | {count} | {objects} | {' | '.join(cells)} | {rp[0]:.0f} ± {rp[1]:.0f} / "
+                             f"{rs[0]:.0f} ± {rs[1]:.0f} |")  # fmt: skip
+    lines.append(f"\nCells: mean over seeds ± std over seeds [pooled 95 % interval]; {len(cfg.seeds)} seeds per cell; "
+                 "returns: mean episode return, mean ± std over seeds.")  # fmt: skip
 
     def draw_bc(key: str, label: str):
         def draw(ax):
@@ -359,7 +377,8 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
 
     claims.append(("BC from π_b beats BC from scratch at every demo count (paper: < 50 demos succeed where scratch gets 0 %)",
                    _overall(bc_claims["success"]) + f" on success; {_overall(bc_claims['milestone'])} on the milestone "
-                   f"({_tally(bc_claims['milestone'])})"))  # fmt: skip
+                   f"({_tally(bc_claims['milestone'])}); π_b's mean return vs scratch's: {_tally(bc_claims['return'])} "
+                   "(differences beyond twice the seeds' spread)"))  # fmt: skip
     claims.append(("Control: BC from π_b beats BC from the action-shuffled prior (the benefit is behaviour, not exposure)",
                    control["verdict"]))  # fmt: skip
     claims.append(("HOP PPO reaches scratch PPO's final success with ≤ ½ of the samples (paper: 2–5× sample efficiency)",
