@@ -319,6 +319,11 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
                 samples.append(max((r.get("train/samples", 0) for r in rows_), default=0))
             lines.append(f"| {task} | {method} | {' | '.join(row)} | {int(max(samples, default=0)):,} |")
         lines += _samples_to_reach(curves["rollout/return"], task, cfg.ppo_methods)
+    per_env = cfg.ppo_samples // max(cfg.ppo_envs, 1)
+    if per_env < cfg.ppo_episode_steps:
+        lines.append(f"\nAt this budget each env takes {per_env:,} steps, fewer than one {cfg.ppo_episode_steps}-step "
+                     "episode: no episode times out, so the rollout returns above are those of episodes that ended "
+                     "early (a failure: the object left the table or fell; or a success), not of typical episodes.")  # fmt: skip
 
     def draw_ppo(metric: str, label: str):
         def draw(ax):
