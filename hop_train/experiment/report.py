@@ -20,7 +20,6 @@ import numpy as np
 from hop_train.evaluate import wilson_interval
 
 from .config import ExperimentConfig
-from .stages import STAGES
 
 __all__ = ["render"]
 
@@ -97,6 +96,26 @@ def _return_direction(a: tuple[float, float], b: tuple[float, float]) -> str:
     if abs(gap) <= 2 * max(a[1], b[1]):
         return "the same"
     return "higher" if gap > 0 else "lower"
+
+
+def _units(cfg: ExperimentConfig, res: Path) -> str:
+    """Finished units against the config's, per stage, with what is missing."""
+    expected = {
+        "bc": [f"{t}_{c}demos_{i}_seed{s}" for c in cfg.demo_counts for t in cfg.bc_tasks for s in cfg.seeds
+               for i in ("prior", "scratch")],
+        "control": [f"{t}_{max(cfg.demo_counts)}demos_control_seed{s}" for t in cfg.bc_tasks for s in cfg.seeds],
+        "ppo": [f"{t}_{m}_seed{s}" for t in cfg.ppo_tasks for s in cfg.ppo_seeds for m in cfg.ppo_methods],
+        "ablation": [f"{t}_hop_no_{a}_seed{s}" for t in cfg.ppo_tasks[:1] for s in cfg.ppo_seeds for a in cfg.ablations],
+    }  # fmt: skip
+    parts = []
+    for stage, names in expected.items():
+        folder = res / ("bc" if stage == "control" else stage)
+        missing = [n for n in names if not (folder / f"{n}_train.json").exists()]
+        part = f"{stage} {len(names) - len(missing)} of {len(names)}"
+        if missing:
+            part += f" (missing: {', '.join(missing[:3])}{' …' if len(missing) > 3 else ''})"
+        parts.append(part)
+    return "; ".join(parts)
 
 
 def _overall(verdicts: list[str]) -> str:
@@ -198,9 +217,8 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
         f"- Seeds: BC {cfg.seeds}, PPO {cfg.ppo_seeds}. Policy: width {cfg.width}, {cfg.num_layers} layers, {cfg.num_heads} heads, context 16, 100 points.",
         f"- Wall time of the stages' last runs: {wall / 60:.1f} min ("
         + ", ".join(f"{k} {v['wall_s_last_run'] / 60:.1f}" for k, v in stages.items() if v) + ").",
-        "- Stages finished: " + (", ".join(k for k in STAGES if k in stages) or "none")
-        + "; not finished: " + (", ".join(k for k in STAGES if k not in stages) or "none")
-        + " (rows below come from whatever units they completed; `make experiment` resumes them).",
+        "- Units finished (a unit: one training run and its evaluations): " + _units(cfg, res)
+        + " (rows below come from the finished units; `make experiment` runs the rest).",
         f"- Evaluation: {cfg.eval_envs} episodes per policy and object set, {cfg.eval_episode_steps}-step episodes, "
         "success with its 95 % Wilson interval (pooled over seeds).",
         "",
