@@ -39,7 +39,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from hop_robot.embodiment import spec
-from hop_train.checkpoint import embodiment_record
+from hop_train.checkpoint import POLICY_ARGS, embodiment_record
 from hop_train.init_from import init_policy_from
 from hop_train.model import HopPolicy
 
@@ -128,8 +128,7 @@ class HopPPOModule(pl.LightningModule):
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.cfg = ppo if isinstance(ppo, PPOConfig) else PPOConfig(**dict(ppo))
-        arch = {"width": width, "num_layers": num_layers, "num_heads": num_heads, "context": context,
-                "num_points": num_points, "action_tanh": action_tanh, "positions": positions}  # fmt: skip
+        arch = {k: self.hparams[k] for k in POLICY_ARGS}  # the policy's arguments, as the pretraining module
         policy = HopPolicy(**arch)
         if init_from is not None:
             init_policy_from(policy, init_from, arch)
