@@ -12,7 +12,9 @@ steps it once per control step (the file's ``step``, reset where an episode
 restarts: the same actions as its windows, without recomputing them).
 
 ``evaluate(...)`` returns a JSON-ready summary: success rate with its 95 %
-Wilson interval, mean return, episodes, per-object success, wall time.
+Wilson interval, the task's milestone rate, the reached rate (the fingertips
+came within ``REACH_RADIUS`` of what the task must take) and the median
+closest approach, mean return, episodes, per-object success, wall time.
 """
 
 from __future__ import annotations
@@ -136,13 +138,15 @@ class Episodes:
     milestone: np.ndarray
     returns: np.ndarray
     lengths: np.ndarray
+    closest: np.ndarray  # m, the fingertips' closest mean approach to what the task must take
 
 
 def run_episodes(env, act: Callable, seed: int, progress: Any = None, frames: Callable | None = None) -> Episodes:
     """Run every env of ``env`` through one episode with ``act``; collect outcomes."""
     n = env.num_envs
     obs, _ = env.reset(seed=seed)
-    res = Episodes(np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool), np.zeros(n), np.zeros(n, np.int64))
+    res = Episodes(np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool), np.zeros(n), np.zeros(n, np.int64),
+                   np.full(n, np.inf))  # fmt: skip
     restarted = np.ones(n, dtype=bool)
     for _ in range(env.config.episode_steps):
         actions = act(obs, restarted)
@@ -157,6 +161,7 @@ def run_episodes(env, act: Callable, seed: int, progress: Any = None, frames: Ca
             res.milestone[new] = final["episode_milestone"][new]
             res.returns[new] = final["episode_return"][new]
             res.lengths[new] = final["episode_length"][new]
+            res.closest[new] = final["episode_closest"][new]
             res.done |= ended
         restarted = ended
         if progress is not None:
@@ -185,6 +190,7 @@ def evaluate(
     from tqdm import tqdm
 
     from hop_train.envs import make_vector
+    from hop_train.envs.base import REACH_RADIUS
 
     t0 = time.perf_counter()
     options = {} if episode_steps is None else {"episode_steps": int(episode_steps)}
@@ -227,6 +233,9 @@ def evaluate(
         "success_ci95": [lo, hi],
         "milestone": env.milestone,
         "milestone_rate": float(res.milestone.mean()),
+        "reached_rate": float((res.closest < REACH_RADIUS).mean()),
+        "reach_radius_m": REACH_RADIUS,
+        "closest_median_m": float(np.median(res.closest)),
         "mean_return": float(res.returns.mean()),
         "mean_length": float(res.lengths.mean()),
         "per_object": {

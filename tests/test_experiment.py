@@ -77,3 +77,43 @@ def test_return_direction_screens_by_twice_the_spread():
     assert _return_direction((132.0, 15.0), (216.0, 6.0)) == "lower"  # gap 84 > 2 * 15
     assert _return_direction((216.0, 6.0), (132.0, 15.0)) == "higher"
     assert _return_direction((255.0, 5.0), (248.0, 4.0)) == "the same"  # gap 7 <= 2 * 5
+
+
+def test_stale_evaluations_are_redone_and_current_ones_kept(tmp_path, monkeypatch):
+    """A unit whose summary predates a key of EVALUATION_KEYS is evaluated again
+    (not retrained); a current summary, or a stale one whose policy file is gone,
+    is left alone."""
+    from hop_train.experiment import stages
+    from hop_train.experiment.config import ExperimentConfig
+
+    calls = []
+    monkeypatch.setattr(stages, "_evaluate", lambda cfg, task, policy, out, log, objects="train", perturb=False:
+                        calls.append((out.name, objects, perturb)))  # fmt: skip
+    res, policy = tmp_path / "res", tmp_path / "policy.pt"
+    current = dict.fromkeys(stages.EVALUATION_KEYS, 0.0)
+    stages.write_json(res / "u_train.json", current)
+    stages.write_json(res / "u_heldout.json", {"success_rate": 0.0, "milestone_rate": 0.0})  # before reached_rate
+    cfg = ExperimentConfig()
+    stages._evaluate_unit(cfg, "GraspLift-v0", policy, res, "u", tmp_path / "log", ["heldout", "train", "perturb"])
+    assert calls == [("u_perturb.json", "train", True)]  # missing is run; stale without a policy file is kept
+    policy.write_bytes(b"")
+    calls.clear()
+    stages._evaluate_unit(cfg, "GraspLift-v0", policy, res, "u", tmp_path / "log", ["heldout", "train"])
+    assert calls == [("u_heldout.json", "heldout", False)]
+
+
+def test_reach_rung_and_demo_l1_in_the_report(tmp_path):
+    """Rates a summary lacks read as absent (not 0 %); the held-out demonstration
+    L1 is each seed's best validation loss, averaged over seeds."""
+    from hop_train.experiment.report import _pooled, _val_l1
+
+    old = [{"success_rate": 0.5, "milestone_rate": 0.5, "episodes": 4}]
+    assert _pooled(old, "reached_rate") is None
+    mean, std, ci, n = _pooled(old + [{"success_rate": 0.0, "milestone_rate": 0.0, "episodes": 4}], "success_rate")
+    assert (mean, std, n) == (0.25, 0.25, 8) and ci[0] < 0.25 < ci[1]
+    for seed, vals in ((0, (0.5, 0.2, 0.3)), (1, (0.4, 0.4, 0.1))):
+        rows = "\n".join(f"{i},{v}" for i, v in enumerate(vals))
+        (tmp_path / f"r_seed{seed}_metrics.csv").write_text("step,val/loss\n" + rows + "\n9,\n")
+    mean, std = _val_l1(tmp_path, "r", [0, 1, 2])  # best: 0.2 and 0.1; seed 2 has no file
+    assert mean == pytest.approx(0.15) and std == pytest.approx(0.05)
+    assert _val_l1(tmp_path, "none", [0]) is None

@@ -11,6 +11,7 @@ import pytest
 
 from hop_robot.embodiment import spec
 from hop_train.envs import make_vector
+from hop_train.envs.base import REACH_RADIUS
 from hop_train.envs.demos import record_demos
 from hop_train.envs.experts import make_expert
 from hop_train.evaluate import run_episodes
@@ -18,7 +19,8 @@ from hop_train.evaluate import run_episodes
 
 def _success_rate(task: str, num_envs: int, steps: int, seed: int = 0, **options) -> float:
     """The expert's success rate over one ``steps``-step episode per env (the
-    evaluation loop); every success must have passed the task's milestone."""
+    evaluation loop); every success must have passed the task's milestone, and
+    every milestone the reach rung (the fingertips within REACH_RADIUS)."""
     env = make_vector(task, num_envs, nthread=2, episode_steps=steps, **options)
     try:
         expert = make_expert(task)
@@ -33,6 +35,8 @@ def _success_rate(task: str, num_envs: int, steps: int, seed: int = 0, **options
         res = run_episodes(env, act, seed)
         assert res.done.all()
         assert np.all(res.milestone[res.success]), f"{task}: a success without its milestone ({env.milestone})"
+        reached = res.closest < REACH_RADIUS
+        assert np.all(reached[res.milestone]), f"{task}: the milestone without the reach rung: {res.closest[res.milestone]}"
         return float(res.success.mean())
     finally:
         env.close()

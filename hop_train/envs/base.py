@@ -52,10 +52,14 @@ from hop_robot.sim.scene import SceneExtra
 
 from .objects import TaskObject, object_set
 
-__all__ = ["TaskConfig", "TaskEnv", "TaskVectorEnv", "CAMERA_POSITION"]
+__all__ = ["TaskConfig", "TaskEnv", "TaskVectorEnv", "CAMERA_POSITION", "REACH_RADIUS"]
 
 TIP_SLOTS = slice(5, 9)  # fingertip keypoints in spec.KEYPOINT_SITES (index, middle, ring, thumb)
 PALM_SLOT = 0
+# The hand "reached" what the task must take (the object, the cabinet's handle)
+# when its four fingertips came within this mean distance of it: the first
+# rung below the milestone and success, for telling weak policies apart.
+REACH_RADIUS = 0.03  # m
 # The simulated robot's depth camera (its config is the one place for it), for cloud="camera".
 CAMERA_POSITION = np.asarray(SimRobotConfig().camera_position, dtype=np.float64)
 
@@ -82,7 +86,7 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
 
     A task subclass sets ``task_name``, ``scene_extras``, ``dynamic_object``
     and implements ``_task_reset(ids)``, ``_task_step(obs) -> (reward, terms,
-    success, failed)`` and ``_task_state()``.
+    success, failed)``, ``_reach_distance(obs)`` and ``_task_state()``.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": ["rgb_array"], "render_fps": spec.CONTROL_HZ}
@@ -132,6 +136,7 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
         self.returns = np.zeros(n)
         self.successes = np.zeros(n, dtype=bool)
         self.milestones = np.zeros(n, dtype=bool)  # reached the task's milestone (``milestone``) this episode
+        self.closest = np.full(n, np.inf)  # the episode's smallest ``_reach_distance`` (m)
         self._force = np.zeros((n, 3))
         self._obs = None
         self._last_action = np.zeros((n, spec.NUM_JOINTS))
@@ -156,6 +161,11 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
     def _milestone(self) -> np.ndarray:
         """(N,) bool: the envs at the task's milestone now (default: success)."""
         return self.successes
+
+    @abc.abstractmethod
+    def _reach_distance(self, obs) -> np.ndarray:
+        """(N,) m: the fingertips' mean distance to the surface of what the task
+        must take, this step (called after ``_task_step``)."""
 
     @abc.abstractmethod
     def _task_step(self, obs) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
@@ -219,6 +229,7 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
         self.returns += reward
         self.successes |= success
         self.milestones |= self._milestone()
+        self.closest = np.minimum(self.closest, self._reach_distance(obs))
         terminated = success | failed
         truncated = (self.steps >= self.config.episode_steps) & ~terminated
         observation = self._observation(obs)
@@ -234,6 +245,7 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
                 "episode_length": np.where(done, self.steps, 0),
                 "episode_success": np.where(done, self.successes, False),
                 "episode_milestone": np.where(done, self.milestones, False),
+                "episode_closest": np.where(done, self.closest, np.inf),
             }
             info["final_obs"] = np.empty(self.num_envs, dtype=object)
             for i in ids:
@@ -330,6 +342,7 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
         self.returns[ids] = 0.0
         self.successes[ids] = False
         self.milestones[ids] = False
+        self.closest[ids] = np.inf
         self._force[ids] = 0.0
         self._last_action[ids] = spec.SCALER.scale(q)
         self._obs = obs

@@ -106,6 +106,11 @@ class OpenCabinetVectorEnv(TaskVectorEnv):
         centre = self.cabinet.handle_closed - np.outer(self._opening, [1.0, 0.0, 0.0])
         return self._handle_cloud[None] + centre[:, None]
 
+    def _reach_distance(self, obs) -> np.ndarray:
+        # to the bar's surface, from the hook: index, middle and ring (the thumb stays outside the bar)
+        d = segment_distance(obs.keypoints[:, TIP_SLOTS], *self._handle_segment(self._opening))
+        return d[:, :3].mean(axis=1) - self.cabinet.handle_radius
+
     def _task_step(self, obs):
         r = REWARD
         self._read_drawer()

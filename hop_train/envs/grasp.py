@@ -102,6 +102,9 @@ class _GraspVectorEnv(TaskVectorEnv):
     def _in_goal(self, obs, d_goal: np.ndarray) -> np.ndarray:
         return d_goal < SUCCESS_RADIUS
 
+    def _reach_distance(self, obs) -> np.ndarray:
+        return self._prev_tip  # this step's fingertip distance, set by ``_task_step``
+
     def _task_step(self, obs):
         r = REWARD
         pos = obs.object_pose[:, :3]

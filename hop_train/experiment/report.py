@@ -11,26 +11,23 @@ claimed / opposite direction, "too small to tell" when they overlap.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections import defaultdict
 from pathlib import Path
 import numpy as np
 
+from hop_train.envs.base import REACH_RADIUS
 from hop_train.evaluate import wilson_interval
 
 from .config import ExperimentConfig
+from .stages import read_json
 
 __all__ = ["render"]
 
 
-def _json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def _over_seeds(folder: Path, run: str, split: str, seeds: list[int]) -> list[dict]:
     """The evaluation summaries ``<run>_seed<s>_<split>.json`` that exist, over ``seeds``."""
-    found = [_json(folder / f"{run}_seed{s}_{split}.json") for s in seeds]
+    found = [read_json(folder / f"{run}_seed{s}_{split}.json") for s in seeds]
     return [f for f in found if f]
 
 
@@ -44,13 +41,20 @@ def _csv(path: Path) -> list[dict[str, float]]:
         return rows
 
 
-def _pooled(summaries: list[dict], key: str = "success_rate") -> tuple[float, float, tuple[float, float], int]:
+def _pooled(summaries: list[dict], key: str = "success_rate") -> tuple[float, float, tuple[float, float], int] | None:
     """(mean rate over seeds, std over seeds, pooled 95 % interval, episodes) of
-    ``key`` (``success_rate``, or ``milestone_rate``: 0 in files from before it)."""
+    ``key`` (a rate of ``RUNGS``); None where a summary predates the key."""
+    if any(key not in s for s in summaries):
+        return None
     rates = [s.get(key, 0.0) for s in summaries]
     k = sum(round(s.get(key, 0.0) * s["episodes"]) for s in summaries)
     n = sum(s["episodes"] for s in summaries)
     return float(np.mean(rates)), float(np.std(rates)), wilson_interval(k, n), n
+
+
+#: The rungs an evaluation reports, highest first: success, the task's
+#: milestone (Grasp & Lift: lifted 10 cm; Open Cabinet: half open), reaching.
+RUNGS = {"success_rate": "success", "milestone_rate": "milestone", "reached_rate": "reached"}
 
 
 def _fmt(mean: float, std: float, ci: tuple[float, float], seeds: int) -> str:
@@ -98,6 +102,22 @@ def _return_direction(a: tuple[float, float], b: tuple[float, float]) -> str:
     return "higher" if gap > 0 else "lower"
 
 
+def _val_l1(folder: Path, run: str, seeds: list[int]) -> tuple[float, float] | None:
+    """The best validation L1 of each seed's training run (the checkpoint that
+    is exported and evaluated; BC: held-out demonstration episodes), mean and
+    std over the seeds whose metrics exist."""
+    best = []
+    for s in seeds:
+        val = [r["val/loss"] for r in _csv(folder / f"{run}_seed{s}_metrics.csv") if "val/loss" in r]
+        if val:
+            best.append(min(val))
+    return (float(np.mean(best)), float(np.std(best))) if best else None
+
+
+def _fmt_l1(v: tuple[float, float] | None) -> str:
+    return "—" if v is None else f"{v[0]:.3f} ± {v[1]:.3f}"
+
+
 def _units(cfg: ExperimentConfig, res: Path) -> str:
     """Finished units against the config's, per stage, with what is missing."""
     expected = {
@@ -137,7 +157,7 @@ def _tally(verdicts: list[str]) -> str:
 def _control_section(cfg: ExperimentConfig, res: Path) -> dict:
     """BC at the largest demo count from π_b, from the control prior and from scratch."""
     lines = ["### Control: a prior without the behaviour", ""]
-    summary = _json(res / "control" / "summary.json")
+    summary = read_json(res / "control" / "summary.json")
     if not summary:
         return {"lines": lines + ["- not run yet", ""], "verdict": "not run"}
     lines.append("The control prior is pretrained exactly as π_b on the same corpus with every episode's actions "
@@ -148,7 +168,8 @@ def _control_section(cfg: ExperimentConfig, res: Path) -> dict:
     val = [r["val/loss"] for r in curve if "val/loss" in r]
     if val:
         lines.append(f"Its validation L1 (on its own shuffled actions) {val[0]:.3f} → {val[-1]:.3f}.")
-    lines += ["", "| task | demos | objects | init | success | milestone | mean return |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "| task | demos | objects | init | " + " | ".join(RUNGS.values()) + " | mean return | held-out demo L1 |",
+              "|---" * (6 + len(RUNGS)) + "|"]
     count = max(cfg.demo_counts)
     verdicts = []
     for task in cfg.bc_tasks:
@@ -159,15 +180,19 @@ def _control_section(cfg: ExperimentConfig, res: Path) -> dict:
                 continue
             for init, runs in found.items():
                 if runs:
-                    ok, ms = _pooled(runs), _pooled(runs, "milestone_rate")
+                    rates = [_pooled(runs, key) for key in RUNGS]
                     ret = _return(runs)
-                    lines.append(f"| {task} | {count} | {objects} | {init} | {_fmt(*ok[:3], len(runs))} | "
-                                 f"{_fmt(*ms[:3], len(runs))} | {ret[0]:.0f} ± {ret[1]:.0f} |")  # fmt: skip
+                    l1 = _val_l1(res / "bc", f"{task}_{count}demos_{init}", cfg.seeds)
+                    lines.append(f"| {task} | {count} | {objects} | {init} | "
+                                 + " | ".join("—" if r is None else _fmt(*r[:3], len(runs)) for r in rates)
+                                 + f" | {ret[0]:.0f} ± {ret[1]:.0f} | {_fmt_l1(l1)} |")  # fmt: skip
             if found["prior"] and objects == "train":
-                for key in ("success_rate", "milestone_rate"):
-                    verdicts.append(_verdict(_pooled(found["prior"], key)[2], _pooled(found["control"], key)[2]))
+                for key in RUNGS:
+                    p, c = _pooled(found["prior"], key), _pooled(found["control"], key)
+                    if p and c:
+                        verdicts.append(_verdict(p[2], c[2]))
     lines.append("")
-    verdict = f"{_overall(verdicts)} ({_tally(verdicts)}; success and milestone on training objects)" if verdicts else "not run"
+    verdict = f"{_overall(verdicts)} ({_tally(verdicts)}; success, milestone and reach on training objects)" if verdicts else "not run"
     return {"lines": lines, "verdict": verdict}
 
 
@@ -207,16 +232,18 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
     lines.append("_Rendered by `python -m hop_train.experiment report` from the run files in "
                  f"`{res}/`; nothing here is typed by hand._")  # fmt: skip
     lines.append("")
-    machine = _json(res / "machine.json") or {}
-    stages = {p.stem: _json(p) for p in sorted((res / "stages").glob("*.json"))}
-    wall = sum(s["wall_s_last_run"] for s in stages.values() if s)
+    machine = read_json(res / "machine.json") or {}
+    stages = {p.stem: read_json(p) for p in sorted((res / "stages").glob("*.json"))}
+    spent = {k: v.get("wall_s_total", v["wall_s_last_run"]) for k, v in stages.items() if v}
+    wall = sum(spent.values())
     lines += [
         "## Setup",
         f"- Hardware: {machine.get('cpus', '?')} CPU cores, {machine.get('gpus', 0)} GPU, {machine.get('platform', '?')}; "
         f"torch {machine.get('torch', '?')}, mujoco {machine.get('mujoco', '?')}.",
         f"- Seeds: BC {cfg.seeds}, PPO {cfg.ppo_seeds}. Policy: width {cfg.width}, {cfg.num_layers} layers, {cfg.num_heads} heads, context 16, 100 points.",
-        f"- Wall time of the stages' last runs: {wall / 60:.1f} min ("
-        + ", ".join(f"{k} {v['wall_s_last_run'] / 60:.1f}" for k, v in stages.items() if v) + ").",
+        f"- Wall time of the stages: {wall / 60:.1f} min (" + ", ".join(f"{k} {v / 60:.1f}" for k, v in spent.items())
+        + "): each stage's runs added up (resumed after a kill, or run again to redo stale evaluations); a stage "
+        "marker written before the run files counted runs holds only that stage's last run, so this can undercount.",
         "- Units finished (a unit: one training run and its evaluations): " + _units(cfg, res)
         + " (rows below come from the finished units; `make experiment` runs the rest).",
         f"- Evaluation: {cfg.eval_envs} episodes per policy and object set, {cfg.eval_episode_steps}-step episodes, "
@@ -225,7 +252,7 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
     ]  # fmt: skip
 
     # ---------------------------------------------------------------- prior
-    prior = _json(res / "prior" / "summary.json")
+    prior = read_json(res / "prior" / "summary.json")
     lines.append("## 1. The prior π_b")
     if prior:
         g = prior.get("generate", {})
@@ -261,9 +288,9 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
     lines.append("")
     bc_claims: dict[str, list[str]] = defaultdict(list)
     series: dict[tuple[str, str, str], list[tuple[int, float, tuple[float, float]]]] = defaultdict(list)
-    lines.append("| task | demos | objects | success π_b | success scratch | verdict | milestone π_b | milestone scratch "
-                 "| verdict (milestone) | return π_b / scratch |")  # fmt: skip
-    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    lines.append("| task | demos | objects | " + " | ".join(f"{label} π_b / scratch" for label in RUNGS.values())
+                 + " | return π_b / scratch | episode length π_b / scratch | held-out demo L1 π_b / scratch |")  # fmt: skip
+    lines.append("|---" * (6 + len(RUNGS)) + "|")
     for task in cfg.bc_tasks:
         for count in cfg.demo_counts:
             for objects in ("train", "heldout"):
@@ -271,22 +298,33 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
                          for init in ("prior", "scratch")}  # fmt: skip
                 if not (found["prior"] and found["scratch"]):
                     continue
-                cells, verdicts = [], []
-                for key in ("success_rate", "milestone_rate"):
+                cells = []
+                for key, label in RUNGS.items():
                     p, q = _pooled(found["prior"], key), _pooled(found["scratch"], key)
-                    verdicts.append(_verdict(p[2], q[2]))
-                    cells += [_fmt(*p[:3], len(found["prior"])), _fmt(*q[:3], len(found["scratch"])), verdicts[-1]]
+                    if p is None or q is None:
+                        cells.append("—")
+                        continue
+                    verdict = _verdict(p[2], q[2])
+                    bc_claims[label].append(verdict)
+                    cells.append(f"{_fmt(*p[:3], len(found['prior']))} / {_fmt(*q[:3], len(found['scratch']))}: {verdict}")
                     if objects == "train":
                         series[(task, "prior", key)].append((count, p[0], p[2]))
                         series[(task, "scratch", key)].append((count, q[0], q[2]))
-                bc_claims["success"].append(verdicts[0])
-                bc_claims["milestone"].append(verdicts[1])
                 rp, rs = _return(found["prior"]), _return(found["scratch"])
                 bc_claims["return"].append(_return_direction(rp, rs))
+                length = [np.mean([s["mean_length"] for s in found[i]]) for i in ("prior", "scratch")]
+                lp, ls = (_val_l1(res / "bc", f"{task}_{count}demos_{init}", cfg.seeds) for init in ("prior", "scratch"))
+                if objects == "train" and lp and ls:
+                    bc_claims["l1"].append(_return_direction(lp, ls))
                 lines.append(f"| {task} | {count} | {objects} | {' | '.join(cells)} | {rp[0]:.0f} ± {rp[1]:.0f} / "
-                             f"{rs[0]:.0f} ± {rs[1]:.0f} |")  # fmt: skip
-    lines.append(f"\nCells: mean over seeds ± std over seeds [pooled 95 % interval]; {len(cfg.seeds)} seeds per cell; "
-                 "returns: mean episode return, mean ± std over seeds.")  # fmt: skip
+                             f"{rs[0]:.0f} ± {rs[1]:.0f} | {length[0]:.0f} / {length[1]:.0f} | {_fmt_l1(lp)} / {_fmt_l1(ls)} |")  # fmt: skip
+    lines.append(f"\nCells: mean over seeds ± std over seeds [pooled 95 % interval], then the verdict (module doc); "
+                 f"{len(cfg.seeds)} seeds per cell. Reached: the fingertips came within {REACH_RADIUS * 100:.0f} cm "
+                 "(mean distance) of the object's surface, or of the handle's. Returns: mean episode return, mean ± std "
+                 "over seeds; a return sums over the steps an episode lasts, so an episode that ends early (the object "
+                 "pushed off the table) scores less than a hand that never reaches it: read returns with the episode "
+                 "lengths. Held-out demo L1: the exported checkpoint's validation L1 (Eq. 2) on the demonstrations BC "
+                 "did not train on (an offline measure of imitation, not of closed-loop success), mean ± std over seeds.")  # fmt: skip
 
     def draw_bc(key: str, label: str):
         def draw(ax):
@@ -302,9 +340,9 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
 
         return draw
 
-    for key, label in (("success_rate", "success"), ("milestone_rate", "milestone")):
+    for key, label in RUNGS.items():
         if any(k == key for (_, _, k) in series):
-            name = _plot(img / f"results_{cfg.scale}_bc{'' if key == 'success_rate' else '_milestone'}.png", draw_bc(key, label))
+            name = _plot(img / f"results_{cfg.scale}_bc{'' if key == 'success_rate' else '_' + label}.png", draw_bc(key, label))
             if name:
                 lines.append(f"\n![BC {label} vs demonstrations]({rel}/{name})")
     lines.append("")
@@ -400,8 +438,10 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
 
     claims.append(("BC from π_b beats BC from scratch at every demo count (paper: < 50 demos succeed where scratch gets 0 %)",
                    _overall(bc_claims["success"]) + f" on success; {_overall(bc_claims['milestone'])} on the milestone "
-                   f"({_tally(bc_claims['milestone'])}); π_b's mean return vs scratch's: {_tally(bc_claims['return'])} "
-                   "(differences beyond twice the seeds' spread)"))  # fmt: skip
+                   f"({_tally(bc_claims['milestone'])}); {_overall(bc_claims['reached'])} on reaching "
+                   f"({_tally(bc_claims['reached']) or 'not evaluated'}); π_b's mean return vs scratch's: {_tally(bc_claims['return'])} "
+                   "(differences beyond twice the seeds' spread); offline, π_b's held-out demonstration L1 vs "
+                   f"scratch's: {_tally(bc_claims['l1']) or 'not run'}"))  # fmt: skip
     claims.append(("Control: BC from π_b beats BC from the action-shuffled prior (the benefit is behaviour, not exposure)",
                    control["verdict"]))  # fmt: skip
     claims.append(("HOP PPO reaches scratch PPO's final success with ≤ ½ of the samples (paper: 2–5× sample efficiency)",

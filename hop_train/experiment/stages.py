@@ -63,6 +63,11 @@ def run(cmd: list[Any], log: Path) -> str:
     return proc.stdout
 
 
+def read_json(path: Path) -> dict | None:
+    """A result file's contents; None where it is absent."""
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def write_json(path: Path, data: dict) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -107,6 +112,24 @@ def _evaluate(cfg: ExperimentConfig, task: str, policy: Path, out: Path, log: Pa
     with open(log, "a") as f:
         f.write(f"evaluate {task} {policy} objects={objects} perturb={perturb}: success {summary['success_rate']:.3f}\n")
     return write_json(out, summary)
+
+
+#: What a current evaluation summary holds: a unit whose summaries lack one
+#: (written by an older ``evaluate``) is evaluated again, not retrained.
+EVALUATION_KEYS = ("success_rate", "milestone_rate", "reached_rate")
+
+
+def _evaluate_unit(cfg: ExperimentConfig, task: str, policy: Path, res: Path, name: str, log: Path, splits: list[str]) -> None:
+    """A unit's evaluations ``<name>_<split>.json`` (split: train, heldout or
+    perturb; the last one written marks the unit done), each run only when
+    missing or older than ``EVALUATION_KEYS``. A stale summary whose policy
+    file is gone (a clone with only ``results/``) is left as it is."""
+    for split in splits:
+        out = res / f"{name}_{split}.json"
+        old = read_json(out)
+        if old is not None and (all(k in old for k in EVALUATION_KEYS) or not policy.is_file()):
+            continue
+        _evaluate(cfg, task, policy, out, log, objects="heldout" if split == "heldout" else "train", perturb=split == "perturb")
 
 
 def _supervised(steps: int, root: Path, policy: Path) -> dict[str, Any]:
@@ -199,10 +222,11 @@ def _bc_run(cfg: ExperimentConfig, task: str, count: int, init: str, seed: int, 
     policy file, None for scratch), then its evaluations; skipped when done."""
     name = f"{task}_{count}demos_{init}_seed{seed}"
     res = cfg.results / "bc"
-    if (res / f"{name}_train.json").exists():
-        return
-    base = {"GraspLift-v0": "configs/bc_grasp_lift.yaml", "OpenCabinet-v0": "configs/bc_open_cabinet.yaml"}
     w, log = cfg.work / "bc" / name, cfg.work / "logs" / "bc.log"
+    splits = ["heldout", "train"] if _uses_objects(task) else ["train"]  # Open Cabinet's object is its handle
+    if (res / f"{name}_train.json").exists():  # trained and evaluated: only stale evaluations are redone
+        return _evaluate_unit(cfg, task, w / "policy.pt", res, name, log, splits)
+    base = {"GraspLift-v0": "configs/bc_grasp_lift.yaml", "OpenCabinet-v0": "configs/bc_open_cabinet.yaml"}
     config = derived_config(base.get(task, "configs/bc_grasp_lift.yaml"), w / "bc.yaml", {
         **_arch("model", cfg), **_supervised(cfg.bc_steps, w, w / "policy.pt"), "seed_everything": seed,
         "model.init_from": None if init_from is None else str(init_from),
@@ -214,9 +238,7 @@ def _bc_run(cfg: ExperimentConfig, task: str, count: int, init: str, seed: int, 
     if metrics:
         res.mkdir(parents=True, exist_ok=True)
         shutil.copy(metrics, res / f"{name}_metrics.csv")
-    if _uses_objects(task):  # Open Cabinet's object is its handle: no held-out set
-        _evaluate(cfg, task, w / "policy.pt", res / f"{name}_heldout.json", log, objects="heldout")
-    _evaluate(cfg, task, w / "policy.pt", res / f"{name}_train.json", log)
+    _evaluate_unit(cfg, task, w / "policy.pt", res, name, log, splits)
 
 
 def stage_bc(cfg: ExperimentConfig) -> dict:
@@ -262,13 +284,14 @@ def stage_control(cfg: ExperimentConfig) -> dict:
 def _ppo_run(cfg: ExperimentConfig, task: str, method: str, seed: int, folder: str, changes: dict[str, Any]) -> None:
     name = f"{task}_{method}_seed{seed}"
     res = cfg.results / folder
-    if (res / f"{name}_perturb.json").exists() or (folder == "ablation" and (res / f"{name}_train.json").exists()):
-        return
+    w, log = cfg.work / folder / name, cfg.work / "logs" / f"{folder}.log"
+    splits = ["train"] if folder == "ablation" else ["train", "heldout", "perturb"]
+    if (res / f"{name}_{splits[-1]}.json").exists():  # trained and evaluated: only stale evaluations are redone
+        return _evaluate_unit(cfg, task, w / "policy.pt", res, name, log, splits)
     prior = Path(stage_prior(cfg)["policy"])
     key = {"GraspLift-v0": "grasp_lift", "GraspThrow-v0": "grasp_throw", "OpenCabinet-v0": "open_cabinet"}[task]
     base = {"hop": f"configs/ppo_{key}.yaml", "scratch": f"configs/ppo_scratch_{key}.yaml",
             "dapg": f"configs/dapg_{key}.yaml", "amp": f"configs/amp_{key}.yaml"}.get(method, f"configs/ppo_{key}.yaml")  # fmt: skip
-    w, log = cfg.work / folder / name, cfg.work / "logs" / f"{folder}.log"
     per_rollout = cfg.ppo_envs * cfg.ppo_horizon
     rollouts = max(1, cfg.ppo_samples // per_rollout)
     values = {
@@ -299,10 +322,7 @@ def _ppo_run(cfg: ExperimentConfig, task: str, method: str, seed: int, folder: s
     from hop_train.checkpoint import export_checkpoint
 
     export_checkpoint(ckpt, w / "policy.pt")  # what ``hop-train export`` runs
-    _evaluate(cfg, task, w / "policy.pt", res / f"{name}_train.json", log)
-    if folder != "ablation":
-        _evaluate(cfg, task, w / "policy.pt", res / f"{name}_heldout.json", log, objects="heldout")
-        _evaluate(cfg, task, w / "policy.pt", res / f"{name}_perturb.json", log, perturb=True)
+    _evaluate_unit(cfg, task, w / "policy.pt", res, name, log, splits)
 
 
 def stage_ppo(cfg: ExperimentConfig) -> dict:
@@ -359,5 +379,8 @@ def run_stages(cfg: ExperimentConfig, stages: list[str] | None = None, progress:
         progress(f"[experiment {cfg.scale}] stage {name} ...")
         STAGES[name](cfg)
         wall = time.perf_counter() - t0
-        write_json(cfg.results / "stages" / f"{name}.json", {"stage": name, "wall_s_last_run": wall})
+        marker = cfg.results / "stages" / f"{name}.json"
+        before = read_json(marker) or {}
+        total = before.get("wall_s_total", before.get("wall_s_last_run", 0.0)) + wall
+        write_json(marker, {"stage": name, "wall_s_last_run": wall, "wall_s_total": total})
         progress(f"[experiment {cfg.scale}] stage {name} done in {wall:.0f} s")
