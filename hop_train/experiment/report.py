@@ -114,6 +114,18 @@ def _val_l1(folder: Path, run: str, seeds: list[int]) -> tuple[float, float] | N
     return (float(np.mean(best)), float(np.std(best))) if best else None
 
 
+def _closest(summaries: list[dict]) -> tuple[float, float] | None:
+    """Median closest approach (m) of each seed's episodes: mean and std over seeds."""
+    if not summaries or any("closest_median_m" not in s for s in summaries):
+        return None
+    values = [s["closest_median_m"] for s in summaries]
+    return float(np.mean(values)), float(np.std(values))
+
+
+def _fmt_cm(v: tuple[float, float] | None) -> str:
+    return "—" if v is None else f"{100 * v[0]:.1f} ± {100 * v[1]:.1f} cm"
+
+
 def _fmt_l1(v: tuple[float, float] | None) -> str:
     return "—" if v is None else f"{v[0]:.3f} ± {v[1]:.3f}"
 
@@ -168,10 +180,10 @@ def _control_section(cfg: ExperimentConfig, res: Path) -> dict:
     val = [r["val/loss"] for r in curve if "val/loss" in r]
     if val:
         lines.append(f"Its validation L1 (on its own shuffled actions) {val[0]:.3f} → {val[-1]:.3f}.")
-    lines += ["", "| task | demos | objects | init | " + " | ".join(RUNGS.values()) + " | mean return | held-out demo L1 |",
-              "|---" * (6 + len(RUNGS)) + "|"]
+    lines += ["", "| task | demos | objects | init | " + " | ".join(RUNGS.values())
+              + " | closest approach | mean return | held-out demo L1 |", "|---" * (7 + len(RUNGS)) + "|"]
     count = max(cfg.demo_counts)
-    verdicts = []
+    verdicts, approach = [], []
     for task in cfg.bc_tasks:
         for objects in ("train", "heldout"):
             found = {init: _over_seeds(res / "bc", f"{task}_{count}demos_{init}", objects, cfg.seeds)
@@ -185,14 +197,19 @@ def _control_section(cfg: ExperimentConfig, res: Path) -> dict:
                     l1 = _val_l1(res / "bc", f"{task}_{count}demos_{init}", cfg.seeds)
                     lines.append(f"| {task} | {count} | {objects} | {init} | "
                                  + " | ".join("—" if r is None else _fmt(*r[:3], len(runs)) for r in rates)
-                                 + f" | {ret[0]:.0f} ± {ret[1]:.0f} | {_fmt_l1(l1)} |")  # fmt: skip
+                                 + f" | {_fmt_cm(_closest(runs))} | {ret[0]:.0f} ± {ret[1]:.0f} | {_fmt_l1(l1)} |")  # fmt: skip
             if found["prior"] and objects == "train":
                 for key in RUNGS:
                     p, c = _pooled(found["prior"], key), _pooled(found["control"], key)
                     if p and c:
                         verdicts.append(_verdict(p[2], c[2]))
+                closer = _closest(found["prior"]), _closest(found["control"])
+                if all(closer):
+                    approach.append(_return_direction(*closer))
     lines.append("")
     verdict = f"{_overall(verdicts)} ({_tally(verdicts)}; success, milestone and reach on training objects)" if verdicts else "not run"
+    if approach:
+        verdict += f"; π_b's closest approach vs the control's: {_tally(approach)}"
     return {"lines": lines, "verdict": verdict}
 
 
@@ -289,8 +306,9 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
     bc_claims: dict[str, list[str]] = defaultdict(list)
     series: dict[tuple[str, str, str], list[tuple[int, float, tuple[float, float]]]] = defaultdict(list)
     lines.append("| task | demos | objects | " + " | ".join(f"{label} π_b / scratch" for label in RUNGS.values())
-                 + " | return π_b / scratch | episode length π_b / scratch | held-out demo L1 π_b / scratch |")  # fmt: skip
-    lines.append("|---" * (6 + len(RUNGS)) + "|")
+                 + " | closest approach π_b / scratch | return π_b / scratch | episode length π_b / scratch "
+                 "| held-out demo L1 π_b / scratch |")  # fmt: skip
+    lines.append("|---" * (7 + len(RUNGS)) + "|")
     for task in cfg.bc_tasks:
         for count in cfg.demo_counts:
             for objects in ("train", "heldout"):
@@ -313,14 +331,19 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
                 rp, rs = _return(found["prior"]), _return(found["scratch"])
                 bc_claims["return"].append(_return_direction(rp, rs))
                 length = [np.mean([s["mean_length"] for s in found[i]]) for i in ("prior", "scratch")]
+                cp, cs = _closest(found["prior"]), _closest(found["scratch"])
+                if cp and cs:
+                    bc_claims["closest"].append(_return_direction(cp, cs))
                 lp, ls = (_val_l1(res / "bc", f"{task}_{count}demos_{init}", cfg.seeds) for init in ("prior", "scratch"))
                 if objects == "train" and lp and ls:
                     bc_claims["l1"].append(_return_direction(lp, ls))
-                lines.append(f"| {task} | {count} | {objects} | {' | '.join(cells)} | {rp[0]:.0f} ± {rp[1]:.0f} / "
+                lines.append(f"| {task} | {count} | {objects} | {' | '.join(cells)} | {_fmt_cm(cp)} / {_fmt_cm(cs)} "
+                             f"| {rp[0]:.0f} ± {rp[1]:.0f} / "
                              f"{rs[0]:.0f} ± {rs[1]:.0f} | {length[0]:.0f} / {length[1]:.0f} | {_fmt_l1(lp)} / {_fmt_l1(ls)} |")  # fmt: skip
     lines.append(f"\nCells: mean over seeds ± std over seeds [pooled 95 % interval], then the verdict (module doc); "
                  f"{len(cfg.seeds)} seeds per cell. Reached: the fingertips came within {REACH_RADIUS * 100:.0f} cm "
-                 "(mean distance) of the object's surface, or of the handle's. Returns: mean episode return, mean ± std "
+                 "(mean distance) of the object's surface, or of the handle's; closest approach: the median over episodes "
+                 "of that distance's smallest value, mean ± std over seeds (a random policy: ~18 cm on Grasp & Lift). Returns: mean episode return, mean ± std "
                  "over seeds; a return sums over the steps an episode lasts, so an episode that ends early (the object "
                  "pushed off the table) scores less than a hand that never reaches it: read returns with the episode "
                  "lengths. Held-out demo L1: the exported checkpoint's validation L1 (Eq. 2) on the demonstrations BC "
@@ -439,7 +462,8 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
     claims.append(("BC from π_b beats BC from scratch at every demo count (paper: < 50 demos succeed where scratch gets 0 %)",
                    _overall(bc_claims["success"]) + f" on success; {_overall(bc_claims['milestone'])} on the milestone "
                    f"({_tally(bc_claims['milestone'])}); {_overall(bc_claims['reached'])} on reaching "
-                   f"({_tally(bc_claims['reached']) or 'not evaluated'}); π_b's mean return vs scratch's: {_tally(bc_claims['return'])} "
+                   f"({_tally(bc_claims['reached']) or 'not evaluated'}); π_b's closest approach vs scratch's: "
+                   f"{_tally(bc_claims['closest']) or 'not evaluated'}; π_b's mean return vs scratch's: {_tally(bc_claims['return'])} "
                    "(differences beyond twice the seeds' spread); offline, π_b's held-out demonstration L1 vs "
                    f"scratch's: {_tally(bc_claims['l1']) or 'not run'}"))  # fmt: skip
     claims.append(("Control: BC from π_b beats BC from the action-shuffled prior (the benefit is behaviour, not exposure)",
