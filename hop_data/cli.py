@@ -112,6 +112,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- synth
 def cmd_synth(args: argparse.Namespace) -> int:
+    if args.real_hands:
+        from hop_data.synth.real_hands import photo_hand_poses, real_hand_corpus
+
+        try:
+            poses = photo_hand_poses(args.real_hands)
+            if not poses:
+                raise ValueError(f"MediaPipe found no usable hand in {', '.join(args.real_hands)}")
+        except (ValueError, RuntimeError) as exc:
+            print(f"hop-data synth: error: --real-hands: {exc}", file=sys.stderr)
+            return 2
+        paths = real_hand_corpus(args.out, args.videos, args.seed, poses)
+        photos = sorted({p.photo for p in poses})
+        print(f"wrote {len(paths)} HOI trajectories with real hand poses ({len(poses)} hands from {len(photos)} "
+              f"photos: {', '.join(photos)}) to {args.out}")  # fmt: skip
+        return 0
     from hop_data.synth import synthesize
 
     paths = synthesize(args.out, args.videos, args.seed)
@@ -181,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--videos", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--real-hands", nargs="+", metavar="PHOTO", help="photos (files or folders) whose hands "
+                   "(MediaPipe, no download) replace the synthetic hand's shape: the videos keep the synthetic "
+                   "paths, objects and cameras (hop_data/synth/real_hands.py)")  # fmt: skip
 
     p = sub.add_parser("retarget", help=COMMANDS["retarget"][1])
     add_options(p, RetargetRunConfig)

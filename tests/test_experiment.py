@@ -117,3 +117,17 @@ def test_reach_rung_and_demo_l1_in_the_report(tmp_path):
     mean, std = _val_l1(tmp_path, "r", [0, 1, 2])  # best: 0.2 and 0.1; seed 2 has no file
     assert mean == pytest.approx(0.15) and std == pytest.approx(0.05)
     assert _val_l1(tmp_path, "none", [0]) is None
+
+
+def test_a_prior_made_with_another_recipe_is_refused(tmp_path):
+    """A recorded prior whose recipe differs from the config's (here: the
+    real-hand videos) stops the run with the keys named; nothing is redone."""
+    from hop_train.experiment import stages
+    from hop_train.experiment.config import ExperimentConfig
+
+    cfg = ExperimentConfig(results_dir=str(tmp_path / "results"), work_dir=str(tmp_path / "work"), real_hand_videos=2)
+    recipe = {k: getattr(cfg, k) for k in stages.PRIOR_RECIPE} | {"real_hand_videos": 0}
+    stages.write_json(cfg.results / "prior" / "summary.json", {"policy": str(tmp_path / "policy.pt"), "recipe": recipe})
+    with pytest.raises(ValueError, match="real_hand_videos: 0 recorded, 2 in the config"):
+        stages.stage_prior(cfg)
+    assert not cfg.work.exists()

@@ -276,6 +276,9 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
         lines.append(f"- Corpus: {prior['videos']} {prior.get('corpus', 'videos')}, {prior['attempts_per_video']} attempts each: "
                      f"{g.get('accepted', '?')} of {g.get('attempts', '?')} attempts kept "
                      f"({g.get('acceptance', float('nan')):.0%}).")  # fmt: skip
+        for name, part in prior.get("by_corpus", {}).items():
+            lines.append(f"  - {name.replace('_', ' ')}: {part['videos']} videos, {part['accepted']} of {part['attempts']} "
+                         f"attempts kept ({part['acceptance']:.0%}).")  # fmt: skip
         curve = _csv(res / "prior" / "pretrain_metrics.csv")
         train = [(r["step"], r["train/loss"]) for r in curve if "train/loss" in r]
         val = [(r["step"], r["val/loss"]) for r in curve if "val/loss" in r]

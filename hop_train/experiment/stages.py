@@ -175,22 +175,73 @@ def _pretrain(cfg: ExperimentConfig, store: Path, w: Path, name: str, log: Path)
     return w / "policy.pt"
 
 
+#: The prior's recipe: a recorded prior made with other values is not used
+#: (its BC and PPO units would compare against another prior than the config's).
+PRIOR_RECIPE = ("videos", "real_hand_videos", "attempts", "pretrain_steps", "pretrain_batch", "width", "num_layers", "num_heads")
+
+
+def _check_recipe(cfg: ExperimentConfig, summary: dict, result: Path) -> None:
+    made = summary.get("recipe", {})
+    differ = [f"{k}: {made[k]} recorded, {getattr(cfg, k)} in the config" for k in PRIOR_RECIPE
+              if k in made and made[k] != getattr(cfg, k)]  # fmt: skip
+    if differ:
+        raise ValueError(f"{result}: the prior was made with another recipe ({'; '.join(differ)}); its units "
+                         f"would mix priors: move {cfg.results} and {cfg.work} aside to run this config")  # fmt: skip
+
+
+def _real_hand_videos(cfg: ExperimentConfig, out: Path, log: Path) -> dict[str, Any]:
+    """``hop-data synth --real-hands`` into ``out``: what it made, or why not."""
+    if cfg.real_hand_videos <= 0:
+        return {"videos": 0}
+    photos = Path(cfg.real_hands) if Path(cfg.real_hands).is_absolute() else ROOT / cfg.real_hands
+    if not photos.exists():
+        return {"videos": 0, "skipped": f"{photos} is absent: the corpus is synthetic only"}
+    if not any(out.glob("*.hoi.npz")):
+        message = run(_cli("hop-data") + ["synth", "--out", out, "--videos", cfg.real_hand_videos, "--seed", 1,
+                                          "--real-hands", photos], log).strip()  # fmt: skip
+        (out / "made.txt").write_text(message + "\n")
+    return {"videos": len(list(out.glob("*.hoi.npz"))), "photos": str(photos),
+            "made": (out / "made.txt").read_text().strip() if (out / "made.txt").exists() else ""}  # fmt: skip
+
+
+def _acceptance_by_corpus(gen: dict) -> dict[str, Any]:
+    """Kept / attempts of the synthetic and the real-hand videos apart (the generate summary's per-video rows)."""
+    out: dict[str, Any] = {}
+    for name, prefix in (("synthetic", "synth/"), ("real_hands", "synth-real/")):
+        rows = [v for v in gen.get("per_video", []) if str(v.get("source", "")).startswith(prefix)]
+        if rows:
+            kept, tried = sum(v["accepted"] for v in rows), sum(v["attempts"] for v in rows)
+            out[name] = {"videos": len(rows), "accepted": kept, "attempts": tried, "acceptance": kept / max(tried, 1)}
+    return out
+
+
 def stage_prior(cfg: ExperimentConfig) -> dict:
     result = cfg.results / "prior" / "summary.json"
-    if result.exists() and Path(json.loads(result.read_text())["policy"]).is_file():
-        return json.loads(result.read_text())
+    summary = read_json(result)
+    if summary is not None:
+        _check_recipe(cfg, summary, result)
+        if Path(summary["policy"]).is_file():
+            return summary
     # (a committed summary without its policy file, e.g. on a fresh clone, is redone: same seeds, same corpus)
     w, log = cfg.work / "prior", cfg.work / "logs" / "prior.log"
     t0 = time.perf_counter()
     hoi = w / "hoi"
     if not any(hoi.glob("*.hoi.npz")):
         run(_cli("hop-data") + ["synth", "--out", hoi, "--videos", cfg.videos, "--seed", 0], log)
-    gen = json.loads(run(_cli("hop-data") + ["generate", hoi, "--store", w / "store.zarr", "--attempts", cfg.attempts,
+    real = _real_hand_videos(cfg, w / "hoi_real", log)
+    inputs = [hoi] + ([w / "hoi_real"] if real["videos"] else [])
+    gen = json.loads(run(_cli("hop-data") + ["generate", *inputs, "--store", w / "store.zarr", "--attempts", cfg.attempts,
                                              "--seed", 0, "--json"], log))  # fmt: skip
     _pretrain(cfg, w / "store.zarr", w, "prior", log)
+    corpus = "synthetic human videos (hop-data synth)"
+    if real["videos"]:
+        corpus += f" and {real['videos']} with real hand poses (hop-data synth --real-hands: {real['made']})"
+    elif "skipped" in real:
+        corpus += f"; the real-hand videos were skipped: {real['skipped']}"
     return write_json(result, {
-        "videos": cfg.videos, "attempts_per_video": cfg.attempts, "corpus": "synthetic human videos (hop-data synth)",
+        "videos": cfg.videos, "real_hand_videos": real["videos"], "attempts_per_video": cfg.attempts, "corpus": corpus,
         "generate": {k: gen.get(k) for k in ("videos", "attempts", "episodes", "accepted", "acceptance", "steps", "seconds") if k in gen},
+        "by_corpus": _acceptance_by_corpus(gen), "recipe": {k: getattr(cfg, k) for k in PRIOR_RECIPE},
         "pretrain_steps": cfg.pretrain_steps, "policy": str(w / "policy.pt"), "wall_s": time.perf_counter() - t0,
     })  # fmt: skip
 
