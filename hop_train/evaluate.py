@@ -14,7 +14,9 @@ restarts: the same actions as its windows, without recomputing them).
 ``evaluate(...)`` returns a JSON-ready summary: success rate with its 95 %
 Wilson interval, the task's milestone rate, the reached rate (the fingertips
 came within ``REACH_RADIUS`` of what the task must take) and the median
-closest approach, mean return, episodes, per-object success, wall time.
+closest approach, the stalled rate (the hand still for an unsuccessful
+episode's last ``STALL_S``: a policy that stopped acting) and the median palm
+path, mean return, episodes, per-object success, wall time.
 """
 
 from __future__ import annotations
@@ -139,6 +141,8 @@ class Episodes:
     returns: np.ndarray
     lengths: np.ndarray
     closest: np.ndarray  # m, the fingertips' closest mean approach to what the task must take
+    palm_path: np.ndarray  # m the palm travelled
+    stalled: np.ndarray  # the hand stood still for the episode's last STALL_S without success
 
 
 def run_episodes(env, act: Callable, seed: int, progress: Any = None, frames: Callable | None = None) -> Episodes:
@@ -146,7 +150,7 @@ def run_episodes(env, act: Callable, seed: int, progress: Any = None, frames: Ca
     n = env.num_envs
     obs, _ = env.reset(seed=seed)
     res = Episodes(np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool), np.zeros(n), np.zeros(n, np.int64),
-                   np.full(n, np.inf))  # fmt: skip
+                   np.full(n, np.inf), np.zeros(n), np.zeros(n, bool))  # fmt: skip
     restarted = np.ones(n, dtype=bool)
     for _ in range(env.config.episode_steps):
         actions = act(obs, restarted)
@@ -162,6 +166,8 @@ def run_episodes(env, act: Callable, seed: int, progress: Any = None, frames: Ca
             res.returns[new] = final["episode_return"][new]
             res.lengths[new] = final["episode_length"][new]
             res.closest[new] = final["episode_closest"][new]
+            res.palm_path[new] = final["episode_palm_path"][new]
+            res.stalled[new] = final["episode_stalled"][new]
             res.done |= ended
         restarted = ended
         if progress is not None:
@@ -190,7 +196,7 @@ def evaluate(
     from tqdm import tqdm
 
     from hop_train.envs import make_vector
-    from hop_train.envs.base import REACH_RADIUS
+    from hop_train.envs.base import REACH_RADIUS, STALL_S
 
     t0 = time.perf_counter()
     options = {} if episode_steps is None else {"episode_steps": int(episode_steps)}
@@ -236,6 +242,9 @@ def evaluate(
         "reached_rate": float((res.closest < REACH_RADIUS).mean()),
         "reach_radius_m": REACH_RADIUS,
         "closest_median_m": float(np.median(res.closest)),
+        "stalled_rate": float(res.stalled.mean()),
+        "stall_s": STALL_S,
+        "palm_path_median_m": float(np.median(res.palm_path)),
         "mean_return": float(res.returns.mean()),
         "mean_length": float(res.lengths.mean()),
         "per_object": {

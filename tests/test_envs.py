@@ -328,3 +328,26 @@ def test_state_dict_continues_step_for_step(task, options):
         envs.make_vector(task, 2, nthread=1).load_state_dict(state)
     env.close()
     fresh.close()
+
+
+def test_reach_stall_and_palm_path_are_measured_per_episode():
+    """A hand held at home for the whole episode ends stalled, its palm path
+    about 0 and its closest approach no better than at the start; an arm
+    driven by sinusoidal targets is not stalled and travels."""
+    from hop_train.envs.base import STALL_S
+
+    steps = int(STALL_S * spec.CONTROL_HZ) + 20
+    env = GraspLiftVectorEnv(2, episode_steps=steps)
+    env.reset(seed=0)
+    start = env._reach_distance(env._obs).copy()
+    for k in range(steps):
+        actions = hold_actions(env)
+        actions[1, :7] += 0.3 * np.sin(2 * np.pi * k / 40.0)  # env 1's arm keeps moving
+        _, _, terminated, truncated, info = env.step(np.clip(actions, -1, 1))
+    assert truncated.all() or terminated.any()
+    final = info["final_info"]
+    assert final["episode_stalled"][0] and not final["episode_stalled"][1]
+    assert final["episode_palm_path"][0] < 0.05 < 1.0 < final["episode_palm_path"][1]
+    assert final["episode_closest"][0] <= start[0] + 1e-9
+    assert final["episode_closest"][0] > 0.5 * start[0]  # the held hand never went near the object
+    env.close()

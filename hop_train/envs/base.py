@@ -52,7 +52,7 @@ from hop_robot.sim.scene import SceneExtra
 
 from .objects import TaskObject, object_set
 
-__all__ = ["TaskConfig", "TaskEnv", "TaskVectorEnv", "CAMERA_POSITION", "REACH_RADIUS"]
+__all__ = ["TaskConfig", "TaskEnv", "TaskVectorEnv", "CAMERA_POSITION", "REACH_RADIUS", "STALL_S", "STILL_SPEED"]
 
 TIP_SLOTS = slice(5, 9)  # fingertip keypoints in spec.KEYPOINT_SITES (index, middle, ring, thumb)
 PALM_SLOT = 0
@@ -60,6 +60,10 @@ PALM_SLOT = 0
 # when its four fingertips came within this mean distance of it: the first
 # rung below the milestone and success, for telling weak policies apart.
 REACH_RADIUS = 0.03  # m
+# A hand "stalled" when its palm moved less than STILL_SPEED for the last
+# STALL_S of an episode that did not succeed: a policy that stopped acting.
+STILL_SPEED = 0.02  # m/s
+STALL_S = 5.0
 # The simulated robot's depth camera (its config is the one place for it), for cloud="camera".
 CAMERA_POSITION = np.asarray(SimRobotConfig().camera_position, dtype=np.float64)
 
@@ -137,6 +141,9 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
         self.successes = np.zeros(n, dtype=bool)
         self.milestones = np.zeros(n, dtype=bool)  # reached the task's milestone (``milestone``) this episode
         self.closest = np.full(n, np.inf)  # the episode's smallest ``_reach_distance`` (m)
+        self.palm_path = np.zeros(n)  # m the palm travelled this episode
+        self.still_steps = np.zeros(n, dtype=np.int64)  # consecutive steps, up to now, below STILL_SPEED
+        self._palm = np.zeros((n, 3))
         self._force = np.zeros((n, 3))
         self._obs = None
         self._last_action = np.zeros((n, spec.NUM_JOINTS))
@@ -230,6 +237,11 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
         self.successes |= success
         self.milestones |= self._milestone()
         self.closest = np.minimum(self.closest, self._reach_distance(obs))
+        palm = obs.keypoints[:, PALM_SLOT]
+        moved = np.linalg.norm(palm - self._palm, axis=1)
+        self.palm_path += moved
+        self.still_steps = np.where(moved < STILL_SPEED / spec.CONTROL_HZ, self.still_steps + 1, 0)
+        self._palm = palm.copy()
         terminated = success | failed
         truncated = (self.steps >= self.config.episode_steps) & ~terminated
         observation = self._observation(obs)
@@ -246,6 +258,8 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
                 "episode_success": np.where(done, self.successes, False),
                 "episode_milestone": np.where(done, self.milestones, False),
                 "episode_closest": np.where(done, self.closest, np.inf),
+                "episode_palm_path": np.where(done, self.palm_path, 0.0),
+                "episode_stalled": done & ~self.successes & (self.still_steps >= STALL_S * spec.CONTROL_HZ),
             }
             info["final_obs"] = np.empty(self.num_envs, dtype=object)
             for i in ids:
@@ -343,6 +357,9 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
         self.successes[ids] = False
         self.milestones[ids] = False
         self.closest[ids] = np.inf
+        self.palm_path[ids] = 0.0
+        self.still_steps[ids] = 0
+        self._palm[ids] = obs.keypoints[ids, PALM_SLOT]
         self._force[ids] = 0.0
         self._last_action[ids] = spec.SCALER.scale(q)
         self._obs = obs

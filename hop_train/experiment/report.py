@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 import numpy as np
 
-from hop_train.envs.base import REACH_RADIUS
+from hop_train.envs.base import REACH_RADIUS, STALL_S, STILL_SPEED
 from hop_train.evaluate import wilson_interval
 
 from .config import ExperimentConfig
@@ -126,6 +126,10 @@ def _fmt_cm(v: tuple[float, float] | None) -> str:
     return "—" if v is None else f"{100 * v[0]:.1f} ± {100 * v[1]:.1f} cm"
 
 
+def _fmt_rate(p: tuple | None) -> str:
+    return "—" if p is None else f"{p[0]:.0%}"
+
+
 def _fmt_l1(v: tuple[float, float] | None) -> str:
     return "—" if v is None else f"{v[0]:.3f} ± {v[1]:.3f}"
 
@@ -181,7 +185,7 @@ def _control_section(cfg: ExperimentConfig, res: Path) -> dict:
     if val:
         lines.append(f"Its validation L1 (on its own shuffled actions) {val[0]:.3f} → {val[-1]:.3f}.")
     lines += ["", "| task | demos | objects | init | " + " | ".join(RUNGS.values())
-              + " | closest approach | mean return | held-out demo L1 |", "|---" * (7 + len(RUNGS)) + "|"]
+              + " | closest approach | stalled | mean return | held-out demo L1 |", "|---" * (8 + len(RUNGS)) + "|"]
     count = max(cfg.demo_counts)
     verdicts, approach = [], []
     for task in cfg.bc_tasks:
@@ -197,7 +201,8 @@ def _control_section(cfg: ExperimentConfig, res: Path) -> dict:
                     l1 = _val_l1(res / "bc", f"{task}_{count}demos_{init}", cfg.seeds)
                     lines.append(f"| {task} | {count} | {objects} | {init} | "
                                  + " | ".join("—" if r is None else _fmt(*r[:3], len(runs)) for r in rates)
-                                 + f" | {_fmt_cm(_closest(runs))} | {ret[0]:.0f} ± {ret[1]:.0f} | {_fmt_l1(l1)} |")  # fmt: skip
+                                 + f" | {_fmt_cm(_closest(runs))} | {_fmt_rate(_pooled(runs, 'stalled_rate'))} "
+                                 f"| {ret[0]:.0f} ± {ret[1]:.0f} | {_fmt_l1(l1)} |")  # fmt: skip
             if found["prior"] and objects == "train":
                 for key in RUNGS:
                     p, c = _pooled(found["prior"], key), _pooled(found["control"], key)
@@ -309,9 +314,9 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
     bc_claims: dict[str, list[str]] = defaultdict(list)
     series: dict[tuple[str, str, str], list[tuple[int, float, tuple[float, float]]]] = defaultdict(list)
     lines.append("| task | demos | objects | " + " | ".join(f"{label} π_b / scratch" for label in RUNGS.values())
-                 + " | closest approach π_b / scratch | return π_b / scratch | episode length π_b / scratch "
-                 "| held-out demo L1 π_b / scratch |")  # fmt: skip
-    lines.append("|---" * (7 + len(RUNGS)) + "|")
+                 + " | closest approach π_b / scratch | stalled π_b / scratch | return π_b / scratch "
+                 "| episode length π_b / scratch | held-out demo L1 π_b / scratch |")  # fmt: skip
+    lines.append("|---" * (8 + len(RUNGS)) + "|")
     for task in cfg.bc_tasks:
         for count in cfg.demo_counts:
             for objects in ("train", "heldout"):
@@ -340,13 +345,17 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
                 lp, ls = (_val_l1(res / "bc", f"{task}_{count}demos_{init}", cfg.seeds) for init in ("prior", "scratch"))
                 if objects == "train" and lp and ls:
                     bc_claims["l1"].append(_return_direction(lp, ls))
+                stalled = [_pooled(found[i], "stalled_rate") for i in ("prior", "scratch")]
                 lines.append(f"| {task} | {count} | {objects} | {' | '.join(cells)} | {_fmt_cm(cp)} / {_fmt_cm(cs)} "
+                             f"| {' / '.join(_fmt_rate(r) for r in stalled)} "
                              f"| {rp[0]:.0f} ± {rp[1]:.0f} / "
                              f"{rs[0]:.0f} ± {rs[1]:.0f} | {length[0]:.0f} / {length[1]:.0f} | {_fmt_l1(lp)} / {_fmt_l1(ls)} |")  # fmt: skip
     lines.append(f"\nCells: mean over seeds ± std over seeds [pooled 95 % interval], then the verdict (module doc); "
                  f"{len(cfg.seeds)} seeds per cell. Reached: the fingertips came within {REACH_RADIUS * 100:.0f} cm "
                  "(mean distance) of the object's surface, or of the handle's; closest approach: the median over episodes "
-                 "of that distance's smallest value, mean ± std over seeds (a random policy: ~18 cm on Grasp & Lift). Returns: mean episode return, mean ± std "
+                 "of that distance's smallest value, mean ± std over seeds (a random policy: ~18 cm on Grasp & Lift). "
+                 f"Stalled: episodes without success whose hand stood still (palm under {STILL_SPEED * 100:.0f} cm/s) "
+                 f"for their last {STALL_S:.0f} s: the policy stopped acting (mean over seeds). Returns: mean episode return, mean ± std "
                  "over seeds; a return sums over the steps an episode lasts, so an episode that ends early (the object "
                  "pushed off the table) scores less than a hand that never reaches it: read returns with the episode "
                  "lengths. Held-out demo L1: the exported checkpoint's validation L1 (Eq. 2) on the demonstrations BC "

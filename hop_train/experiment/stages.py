@@ -116,7 +116,7 @@ def _evaluate(cfg: ExperimentConfig, task: str, policy: Path, out: Path, log: Pa
 
 #: What a current evaluation summary holds: a unit whose summaries lack one
 #: (written by an older ``evaluate``) is evaluated again, not retrained.
-EVALUATION_KEYS = ("success_rate", "milestone_rate", "reached_rate")
+EVALUATION_KEYS = ("success_rate", "milestone_rate", "reached_rate", "stalled_rate")
 
 
 def _evaluate_unit(cfg: ExperimentConfig, task: str, policy: Path, res: Path, name: str, log: Path, splits: list[str]) -> None:
