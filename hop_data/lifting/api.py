@@ -53,7 +53,7 @@ import numpy as np
 from hop_data import hoi
 from hop_data.inputs import VIDEO_SUFFIXES
 
-from . import camera, objects, smooth, tracking
+from . import camera, hand_shape, objects, smooth, tracking
 from . import contact as scene_contact
 from .hands import HandBackendUnavailable, HandObservation
 from .options import LiftOptions
@@ -229,11 +229,19 @@ def lift_observations(
     metric = np.full((T, 21, 3), np.nan)
     for t, e in enumerate(entries):
         if e is not None and e.obs is not None:
-            xy[t], metric[t] = e.obs.image_xy, tracking.consistent_metric(e.obs, side)
-    # scale prior: one hand size per video
+            xy[t], metric[t] = e.obs.image_xy, e.obs.metric
+    # one geometry per hand: no flip between frames (a frame still of the other hand is not
+    # trusted: dropped, bridged where short), one size, one palm
+    metric, agree = hand_shape.steady_reflections(metric, side)
+    other_hand = agree < -hand_shape.OTHER_HAND
+    metric[other_hand] = np.nan
+    xy[other_hand] = np.nan
     sizes = np.linalg.norm(metric[:, 9] - metric[:, 0], axis=-1)
     size = float(options.hand_size) if options.hand_size else float(np.nanmedian(sizes))
     metric = metric * (size / sizes)[:, None, None]
+    palm_moved = np.full(T, np.nan)
+    if not options.no_rigid_palm:
+        metric, palm_moved = hand_shape.rigid_palm(metric)
     t_cam, reproj = camera.place_hand(xy, metric, intrinsics)
     joints = metric + t_cam[:, None, :]
     prov = np.full(T, hoi.UNSEEN, dtype=np.uint8)
@@ -292,6 +300,8 @@ def lift_observations(
         "object_diameter_m": proxy.diameter,
         "object_height_m": proxy.height,
         "smoothing_window_frames": window,
+        "other_hand_frames_dropped": int(other_hand.sum()),
+        "palm_moved_median_m": round(float(np.nanmedian(palm_moved)), 4) if np.isfinite(palm_moved).any() else None,
         "object_box_px": object_box_px,
     }
     return traj, stats

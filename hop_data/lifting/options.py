@@ -46,6 +46,7 @@ class LiftOptions:
         SIDES[0], "hand to follow (auto: the hand that interacts; right / left: the interacting hand of that side, measured from the joints)", choices=SIDES
     )
     hand_size: float | None = option(None, "wrist to middle knuckle in metres (default: the video's median)")
+    no_rigid_palm: bool = option(False, "keep the backend's per-frame palm shapes (default: the hand's own palm, fitted rigidly in every frame)")
     smooth_window_s: float = option(0.3, "Savitzky-Golay smoothing window in seconds (polynomial order 2)")
     depth_window_s: float = option(0.5, "running-median window of the hand's depth in seconds (0: off)")
     max_gap_s: float = option(

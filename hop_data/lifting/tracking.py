@@ -44,9 +44,11 @@ continuity instead (ByteTrack-style) and picks the one that interacts:
 5. **Handedness** (``handedness``) is measured from the 3D joints' geometric
    chirality (``hoi.chirality``), averaged over the hand's frames, not taken
    from the label. The monocular landmarks are ambiguous up to a reflection
-   in depth (a hand seen from the back or the palm projects alike); frames
-   whose chirality disagrees with the hand's are reflected in depth about
-   the hand's centre (``consistent_metric``), so the geometry does not flip.
+   in depth (a hand seen from the back or the palm projects alike); a frame
+   whose chirality disagrees with the hand's is reflected in depth about the
+   hand's centre (``consistent_metric``). Lifting chooses the reflections of
+   a whole video at once (``hand_shape.steady_reflections``), so the
+   geometry does not flip where the chirality wavers.
 
 Only numpy at import; OpenCV is imported by ``ObjectFlow`` and the
 appearance histogram (the lifting environment).
@@ -62,6 +64,7 @@ import numpy as np
 
 from hop_data import hoi
 
+from . import hand_shape
 from .hands import HandObservation
 
 
@@ -603,9 +606,7 @@ def consistent_metric(obs: HandObservation, side: str) -> np.ndarray:
     m = np.asarray(obs.metric, dtype=np.float64)
     ch = hoi.chirality(m)
     if np.isfinite(ch) and (ch < 0) == (side == "right") and ch != 0:
-        m = m.copy()
-        c = m[:, 2].mean()
-        m[:, 2] = 2 * c - m[:, 2]
+        return hand_shape.reflect_in_depth(m)
     return m
 
 
