@@ -12,7 +12,7 @@ import pytest
 
 from hop_data import hoi
 from hop_data.cli import main as hop_data_main
-from hop_data.lifting import api, camera, objects, smooth, tracking
+from hop_data.lifting import api, camera, hand_shape, objects, smooth, tracking
 from hop_data.lifting.hands import HandBackendUnavailable, HandObservation, HamerHands, make_hand_backend
 from hop_robot.geometry import quat_to_matrix
 
@@ -167,6 +167,87 @@ def test_identity_is_kept_across_a_handedness_label_flip():
     assert (traj.hand_provenance[[33, 34]] == hoi.INTERPOLATED).all() and stats["provenance"]["observed"] == pytest.approx(58 / 60, abs=1e-3)
     with pytest.raises(api.NoHandError, match="no right hand is followed"):
         api.follow_hand(tracking.track_detections([[rest[t]] for t in range(T)], 30.0), T, 30.0, "right")
+
+
+# ---------------------------------------------------------------- one geometry per hand
+def _turns_deg(joints: np.ndarray) -> np.ndarray:
+    """Degrees the hand's pointing (wrist -> middle knuckle) turns between consecutive frames."""
+    d = joints[:, 9] - joints[:, 0]
+    d /= np.linalg.norm(d, axis=-1, keepdims=True)
+    return np.degrees(np.arccos(np.clip(np.sum(d[1:] * d[:-1], axis=-1), -1.0, 1.0)))
+
+
+def _other_side_fingers(hand: np.ndarray) -> np.ndarray:
+    """The hand with its thumb and fingers mirrored through its palm plane: the
+    palm (so the pointing) kept, the chirality the other hand's."""
+    n = np.cross(hand[5] - hand[0], hand[17] - hand[0])
+    n /= np.linalg.norm(n)
+    out = hand.copy()
+    free = [j for j in range(21) if j not in hand_shape.RIGID]
+    out[free] -= 2.0 * ((hand[free] - hand[0]) @ n)[:, None] * n
+    return out
+
+
+def _wavering(T: int = 60, right_at: tuple[int, ...] = (12, 25, 26, 40)) -> tuple[np.ndarray, list[HandObservation]]:
+    """What the backend gave on the real cups video: a right hand given as its
+    reflection in depth (a left hand) in most frames, and in a few frames as a
+    right hand pointing the same (wrong) way; the fingers point half towards the
+    camera (a reflection in depth then turns them by ~100 degrees). Returns the
+    truth and the observations."""
+    truth = _hand_track(T)
+    c, s = np.cos(np.radians(55)), np.sin(np.radians(55))
+    centre = truth.mean(axis=1, keepdims=True)
+    truth = centre + (truth - centre) @ np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]).T
+    obs = []
+    for t in range(T):
+        given = hand_shape.reflect_in_depth(truth[t])
+        if t in right_at:
+            given = _other_side_fingers(given)
+        obs.append(HandObservation(K.project(truth[t]), given - given.mean(axis=0), "left", 0.9))
+    return truth, obs
+
+
+def test_reflections_are_chosen_for_the_whole_video():
+    truth, obs = _wavering()
+    metric = np.stack([o.metric for o in obs])
+    # a per-frame choice by chirality turns the hand back and forth
+    per_frame = np.stack([tracking.consistent_metric(o, "right") for o in obs])
+    assert _turns_deg(per_frame).max() > 60
+    chosen, agree = hand_shape.steady_reflections(metric, "right")
+    assert _turns_deg(chosen).max() < 5  # the true hand turns < 1 degree a frame
+    wavering = np.zeros(len(obs), bool)
+    wavering[[12, 25, 26, 40]] = True
+    np.testing.assert_allclose(chosen[~wavering], (truth - truth.mean(axis=1, keepdims=True))[~wavering], atol=1e-9)
+    assert (agree[wavering] < -hand_shape.OTHER_HAND).all() and (agree[~wavering] > hand_shape.OTHER_HAND).all()
+    # lifting drops those frames (the other hand's geometry), bridges them and follows the true hand
+    traj, stats = api.lift_observations(obs, 30.0, K, "right", "video/wavering", api.LiftOptions())
+    assert stats["other_hand_frames_dropped"] == 4
+    assert (traj.hand_provenance[wavering] == hoi.INTERPOLATED).all()
+    err = np.linalg.norm(traj.hand_joints.astype(np.float64) - truth, axis=-1)
+    assert np.median(err) < 0.005 and err.max() < 0.03
+    sizes = np.linalg.norm(traj.hand_joints[:, 9] - traj.hand_joints[:, 0], axis=-1)
+    assert sizes.min() > 0.95 * np.median(sizes)  # smoothing never folds the hand
+
+
+def test_rigid_palm_unfolds_a_folded_palm():
+    truth = _hand_track(40)
+    given = truth.copy()
+    folded = np.arange(10, 18)
+    for t in folded:  # the knuckles squeezed towards the middle one (a palm half hidden by what it holds)
+        for j in (5, 13, 17):
+            given[t, j] = given[t, 9] + 0.15 * (given[t, j] - given[t, 9])
+    assert np.linalg.norm(given[folded, 5] - given[folded, 17], axis=-1).max() < 0.01
+    out, moved = hand_shape.rigid_palm(given)
+    rows = np.setdiff1d(np.arange(40), folded)
+    np.testing.assert_allclose(out[rows], truth[rows], atol=1e-9)  # a rigid palm is left alone
+    assert moved[rows].max() < 1e-9 and moved[folded].min() > 0.005
+    palm = list(hand_shape.RIGID)
+    assert np.abs(out[folded][:, palm] - truth[folded][:, palm]).max() < 0.01
+    # each finger moved with its base: its bends kept
+    np.testing.assert_allclose(out[folded, 8] - out[folded, 5], given[folded, 8] - given[folded, 5], atol=1e-12)
+    assert hand_shape.canonical_palm(truth)[0] == pytest.approx([0, 0, 0])
+    with pytest.raises(ValueError, match="no frame shows the whole palm"):
+        hand_shape.canonical_palm(np.full((3, 21, 3), np.nan))
 
 
 # ---------------------------------------------------------------- object proxy
