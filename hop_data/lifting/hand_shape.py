@@ -31,6 +31,10 @@ FINGERS = {1: (2, 3, 4), 5: (6, 7, 8), 9: (10, 11, 12), 13: (14, 15, 16), 17: (1
 # a frame whose hand, turned as its neighbours have it, has a chirality this far on the other side
 # (dimensionless, ``hoi.chirality``: 0.1-0.8 in magnitude for a hand that tells) is of the other hand
 OTHER_HAND = 0.1
+# what one frame's chirality on the wrong side costs against a turn (1 - cosine of the pointing and the
+# across directions) between frames in ``steady_reflections``; on the cups video 0.25-0.5 kept 24 of 48
+# attempts where 1-2 kept 20 (more turns left) and a per-frame choice none
+CHIRALITY_WEIGHT = 0.25
 # the fraction of a hand's frames, those of the widest palm (index -> little knuckle against wrist ->
 # middle knuckle), that shape its palm: MediaPipe on open hands in photos gives 0.6-0.85, on hands
 # holding something 0.2-0.5, and a video's widest quarter 0.5-0.7 (the real videos here)
@@ -123,7 +127,7 @@ def _directions(joints: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
-def steady_reflections(metric: np.ndarray, side: str, chirality_weight: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+def steady_reflections(metric: np.ndarray, side: str, chirality_weight: float = CHIRALITY_WEIGHT) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame metric hands (T, 21, 3; NaN rows unseen) -> (the hands, each
     as given or reflected in depth, (T,) float: the chosen hand's chirality
     signed so that > 0 agrees with ``side``; NaN where unseen).
@@ -139,7 +143,11 @@ def steady_reflections(metric: np.ndarray, side: str, chirality_weight: float = 
     (Viterbi over two states per frame): each frame pays ``chirality_weight``
     times how far its chirality is on the wrong side, each step between seen
     frames pays the turn of the hand's pointing and across directions
-    (1 - cosine, each; divided by the frames between them)."""
+    (1 - cosine, each; divided by the frames between them). A hand does not
+    turn 100° in a frame, so the turn weighs most: the hand is turned to the
+    other reflection only across a gap or after a run of frames of the other
+    hand (~15 frames at chirality 0.3); frames left of the other hand are
+    marked by their negative chirality (``OTHER_HAND``)."""
     from hop_data import hoi
 
     m = np.asarray(metric, dtype=np.float64)
