@@ -60,7 +60,7 @@ def test_batch_reports_every_video(lifted):
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 6, proc.stdout  # one per video + the total
-    assert f"slide.mp4: {FRAMES} frames, hand in 100% (observed 9" in lines[0] and "right hand" in lines[0]
+    assert f"slide.mp4: {FRAMES} frames, hand in 100% (observed " in lines[0] and "right hand" in lines[0]  # 95-100 % (below)
     assert "nohand.mp4: skipped (no_hand)" in lines[3]
     assert "broken.mp4: skipped (unreadable)" in lines[4]
     assert lines[5].startswith("lifted 3 of 5 videos")
@@ -307,3 +307,38 @@ def test_object_mask_option_end_to_end(lifted, tmp_path):
     assert report["extra"]["object_mask_given"] and report["extra"]["object_followed_frames"] >= 55
     proc = _lift([str(clips["slide"].path), "--out", str(out), "--object-masks", str(tmp_path / "nowhere")])
     assert proc.returncode == 2 and "object_masks" in proc.stderr
+
+
+CUPS = testclips.SHARED_DATA / "hoi_video_cups.mp4"
+WAVERING_CODE = r"""
+import json, numpy as np
+from hop_data.lifting import api, testclips
+from hop_data.lifting.options import LiftOptions
+frames, fps, w, h, _ = api.read_video(str(testclips.SHARED_DATA / "hoi_video_cups.mp4"), 75)
+traj, stats = api.lift_frames(frames, fps, w, h, "video/cups", LiftOptions(no_recover=True, no_carry=True))
+j = traj.hand_joints.astype(np.float64)
+seen = np.isfinite(j).all(axis=(1, 2))
+d = j[:, 9] - j[:, 0]
+size = np.linalg.norm(d, axis=-1)
+d /= size[:, None]
+both = seen[1:] & seen[:-1]
+turn = np.degrees(np.arccos(np.clip(np.sum(d[1:] * d[:-1], axis=-1), -1.0, 1.0)))[both]
+print(json.dumps(dict(seen=int(seen.sum()), steps=int(both.sum()), max_turn=float(turn.max()),
+                      size_ratio_min=float(size[seen].min() / np.median(size[seen])), dropped=stats["other_hand_frames_dropped"])))
+"""
+
+
+@pytest.mark.skipif(not CUPS.is_file(), reason=f"real hand-object video {CUPS} not found")
+def test_a_hand_whose_handedness_wavers_does_not_flip():
+    """The first 2.5 s of the real cups video: MediaPipe calls the hand on the
+    cup a left hand in most frames and a right one in single frames, pointing
+    the fingers at the camera every time. Reflections chosen frame by frame
+    turned the lifted hand by up to 140 degrees between frames and smoothing
+    folded it to 23 % of its size (retargeting then kept no attempt); chosen
+    for the whole video, it turns smoothly, keeps its size, and the frames of
+    the other hand are dropped."""
+    r = _in_lift_env(WAVERING_CODE)
+    assert r["seen"] >= 30 and r["steps"] >= 20, r
+    assert r["max_turn"] < 45, r
+    assert r["size_ratio_min"] > 0.9, r
+    assert r["dropped"] > 0, r

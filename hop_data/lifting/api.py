@@ -301,6 +301,7 @@ def lift_observations(
         "object_height_m": proxy.height,
         "smoothing_window_frames": window,
         "other_hand_frames_dropped": int(other_hand.sum()),
+        "other_hand_frames": np.flatnonzero(other_hand).tolist(),
         "palm_moved_median_m": round(float(np.nanmedian(palm_moved)), 4) if np.isfinite(palm_moved).any() else None,
         "object_box_px": object_box_px,
     }
@@ -543,14 +544,20 @@ def find_object_mask(stem: str, directory: str, video: str) -> np.ndarray | None
     return None
 
 
-def _describe_unseen(prov: np.ndarray, segments: list[LiftedSegment], fps: float) -> list[dict]:
-    """The runs of frames outside every piece (the hand neither seen, recovered nor carried)."""
+def _describe_unseen(prov: np.ndarray, segments: list[LiftedSegment], fps: float, other_hand: list[int] = ()) -> list[dict]:
+    """The runs of frames outside every piece (the hand neither seen, recovered
+    nor carried; or seen, but its joints formed the other hand: ``other_hand``)."""
     inside = np.zeros(len(prov), bool)
     for seg in segments:
         inside[seg.start : seg.stop] = True
+    other = np.zeros(len(prov), bool)
+    other[list(other_hand)] = True
     out = []
     for s, e in smooth.runs(~inside):
-        out.append({"frames": [s, e - 1], "seconds": round((e - s) / fps, 3), "reason": "hand not found (not recovered, not carried)"})
+        reason = "hand not found (not recovered, not carried)"
+        if other[s:e].any():
+            reason += f"; {int(other[s:e].sum())} of its frames dropped: the joints formed the other hand"
+        out.append({"frames": [s, e - 1], "seconds": round((e - s) / fps, 3), "reason": reason})
     return out
 
 
@@ -580,11 +587,12 @@ def _lift_here(video_path: str | os.PathLike, out_dir: str | os.PathLike, option
         raise type(e)(video, e.reason) from None
     contact = None if stats.get("contact_mask") is None else np.asarray(stats.pop("contact_mask"), dtype=bool)
     stats.pop("contact_mask", None)
+    other_hand = stats.pop("other_hand_frames", [])
     intr = camera.Intrinsics(*stats["intrinsics"])
     pieces = cut_segments(traj, options, contact, stats.get("object_box_px"), intr)
     kept = [p for p in pieces if p.traj is not None]
     T = stats["frames"]
-    dropped = [dict(p.as_dict(fps)) for p in pieces if p.traj is None] + _describe_unseen(hoi.provenance(traj), pieces, fps)
+    dropped = [dict(p.as_dict(fps)) for p in pieces if p.traj is None] + _describe_unseen(hoi.provenance(traj), pieces, fps, other_hand)
     dropped.sort(key=lambda d: d["frames"][0])
     if not kept:
         why = "; ".join(f"frames {d['frames'][0]}-{d['frames'][1]}: {d['reason']}" for d in dropped) or "nothing usable"
