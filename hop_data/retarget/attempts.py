@@ -48,7 +48,7 @@ class AttemptConfig:
     # placement checks (placement.py), before anything is simulated
     table_margin: float = 0.005  # m, every hand keypoint target stays this far above the table top, all along the path
     wrist_margin: float = 0.05  # m, ... and the palm keypoint (the wrist end of the palm: the flange around it) this far
-    arm_clearance: float = 0.07  # m, the forearm and wrist (links 5-7) at the path's IK poses: lifted further where lower
+    arm_clearance: float = 0.03  # m, the surface of the forearm and wrist (links 5-7's collision geometry) above the table at the path's IK poses: lifted further where lower
     max_object_lift: float = 0.10  # m, how far the object may start above the table (beyond the clearance) to keep the hand above it
     table_edge_margin: float = 0.02  # m, the object's start centre lies this far inside the table top's edges
     placement_redraws: int = 8  # a placement off the table or out of reach is drawn again up to this many times

@@ -37,6 +37,24 @@ SOLVERS = ("batched", "nlopt")  # batched Levenberg-Marquardt (fast path), NLopt
 # the regulariser only picks among near-equal solutions (redundant arm,
 # finger abduction).
 DEFAULT_SMOOTHNESS = 1e-3
+# λ of the 16 hand joints. A joint's change moves the keypoints by about its
+# lever times the angle: ~0.5 m for the arm, 5-10 cm for a finger joint. With
+# the arm's λ a finger joint would be held back ~100x harder for the same
+# keypoint displacement, and φ is where the simulated finger *is*: it lags a
+# closing finger by 0.3-0.5 rad and stops short where fingers touch each other,
+# so the regulariser pulled the solved fingers back toward it and the fingertip
+# error of real hand poses grew to 15-20 mm at the grasp (docs/retargeting.md,
+# "Fingertip error"). λ scaled by (finger lever / arm lever)^2 ~ 0.1.
+DEFAULT_HAND_SMOOTHNESS = 1e-4
+# weight w of the four fingertips in Eq. 1's keypoint sum (palm and finger bases: 1).
+# The Allegro's layout is not a scaled human hand (knuckles 8.7 cm apart against
+# ~5.5 cm, the thumb's base ~5 cm from where a human thumb MCP lands): the base
+# keypoints keep 2-3 cm residuals whatever the joints do, and with equal weights
+# they hold the palm where some fingertips cannot be reached. Tripled, the arm
+# moves the palm toward the fingertips (what touches the object): on real hand
+# poses the kept fingertip error p95 halves (21 -> 11 mm) while the mean keypoint
+# error stays (13.4 against 13.7 mm median). docs/retargeting.md, "Fingertip error".
+DEFAULT_FINGERTIP_WEIGHT = 3.0
 
 
 def _attempt_config() -> AttemptConfig:
@@ -65,7 +83,9 @@ class RetargetConfig:
     )
     reject_hand_contact: bool = False
     lead_in_s: float = 1.0  # s of the first frame held before the motion (recorded, not judged)
-    smoothness: float = DEFAULT_SMOOTHNESS  # λ of Eq. 1
+    smoothness: float = DEFAULT_SMOOTHNESS  # λ of Eq. 1, the arm's 7 joints
+    hand_smoothness: float = DEFAULT_HAND_SMOOTHNESS  # λ of Eq. 1, the hand's 16 joints
+    fingertip_weight: float = DEFAULT_FINGERTIP_WEIGHT  # w of the fingertip keypoints (the others: 1)
     solver: str = option(SOLVERS[0], "batched (the fast path) or nlopt (the paper's reference)", choices=SOLVERS)
     attempt: AttemptConfig = field(default_factory=_attempt_config)
     scene: SceneConfig = field(default_factory=_scene_config)
@@ -75,6 +95,10 @@ class RetargetConfig:
             raise ValueError(f"attempts must be >= 1, got {self.attempts}")
         if not self.error_threshold > 0:
             raise ValueError(f"error_threshold must be > 0 m, got {self.error_threshold}")
+        if self.smoothness < 0 or self.hand_smoothness < 0:
+            raise ValueError(f"smoothness must be >= 0, got {self.smoothness}, {self.hand_smoothness}")
+        if not self.fingertip_weight > 0:
+            raise ValueError(f"fingertip_weight must be > 0, got {self.fingertip_weight}")
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
 

@@ -142,7 +142,7 @@ class Retargeter:
         model = robot_model.load_model(robot_path)
         self.kinematics = RobotKinematics(model)
         self.robot_hand_size = robot_model.hand_scale_reference(model)
-        objective = RetargetObjective(self.kinematics, config.smoothness)
+        objective = RetargetObjective(self.kinematics, joint_smoothness(config), keypoint_weights(config))
         self.solver = BatchedSolver(objective) if config.solver == "batched" else NloptSolver(objective)
         a = config.attempt
         self.reach = ReachCheck(model, a.reach_tolerance, a.reach_period_s) if a.reach_check else None
@@ -275,6 +275,12 @@ class Retargeter:
                 extra = np.maximum(0.0, draws.table_pose[check, 2] + cfg.attempt.arm_clearance - arm_low)
                 trans[check, 2] += extra
                 lift[check] += extra
+                # a path lifted that way is checked again: it may leave the arm's reach
+                raised = check[(extra > 0) & (residual <= self.reach.tolerance)]
+                if raised.size:
+                    path = apply_to_points(rot[raised], trans[raised], targets_h[samples])
+                    again, _ = self.reach.check(path, draws.init_qpos[raised])
+                    problem[raised[again > self.reach.tolerance]] = UNREACHABLE
                 problem[check[(lift[check] > cfg.attempt.max_object_lift + 1e-12) & (problem[check] == "")]] = UNDER_TABLE
             todo = todo[np.isin(problem[todo], (OFF_TABLE, UNREACHABLE))]
             if not todo.size:
@@ -286,6 +292,22 @@ class Retargeter:
         path_xy = np.concatenate([targets[..., 0:2].reshape(n, -1, 2), poses[..., 0:2]], axis=1)
         obstacles = place_obstacles(draws, path_xy, cfg.attempt, cfg.scene)
         return Plan(np.asarray(seeds), draws, targets, poses, obstacles, lead, problem, redraws, lift)
+
+
+def joint_smoothness(config: RetargetConfig) -> np.ndarray:
+    """λ of Eq. 1 per joint (23,): the arm's, then the hand's (``RetargetConfig``)."""
+    lam = np.full(spec.NUM_JOINTS, float(config.smoothness))
+    lam[spec.HAND] = config.hand_smoothness
+    return lam
+
+
+def keypoint_weights(config: RetargetConfig) -> np.ndarray | None:
+    """w of Eq. 1 per keypoint (9,): the fingertips' ``fingertip_weight``, the others 1; None when all are 1."""
+    if config.fingertip_weight == 1.0:
+        return None
+    w = np.ones(spec.NUM_KEYPOINTS)
+    w[[i for i, name in enumerate(spec.KEYPOINT_SITES) if name.endswith("_tip")]] = config.fingertip_weight
+    return w
 
 
 def check_right_hand(traj: HOITrajectory) -> None:

@@ -27,10 +27,68 @@ the verdict of an attempt does not depend on the batch it is checked in.
 
 from __future__ import annotations
 
+import mujoco
 import numpy as np
 
 from hop_robot.embodiment import spec
 from hop_robot.kinematics import RobotKinematics
+
+
+# the arm links whose collision geometry is kept clear of the table: the forearm and wrist
+# (the bodies of joints 5-7); the links nearer the base stay far above it in every grasp
+CLEARANCE_LINKS = spec.ARM_LINK_NAMES[4:7]
+
+
+class ArmGeometry:
+    """How low the collision geometry of arm links reaches, from their frames.
+
+    Each collision geom of the ``links`` bodies (primitives: sphere, capsule,
+    cylinder, box, ellipsoid; others by their bounding sphere) is rigid in its
+    link's frame, so its lowest point follows from the link's world rotation
+    and origin: the centre's height less the geom's half-extent along the
+    vertical. The joint origins alone say little: link6's capsule and
+    cylinder reach 8-14 cm from its origin, lower or higher with the wrist's
+    tilt."""
+
+    def __init__(self, model: mujoco.MjModel, links: tuple[str, ...] = CLEARANCE_LINKS) -> None:
+        data = mujoco.MjData(model)
+        mujoco.mj_kinematics(model, data)
+        joint_of = {int(model.jnt_bodyid[model.joint(name).id]): j for j, name in enumerate(spec.JOINT_NAMES)}
+        bodies = {int(model.body(name).id) for name in links}
+        rows = []
+        for g in range(model.ngeom):
+            b = int(model.geom_bodyid[g])
+            if b not in bodies or not (model.geom_contype[g] or model.geom_conaffinity[g]):
+                continue
+            rb, rg = data.xmat[b].reshape(3, 3), data.geom_xmat[g].reshape(3, 3)
+            rows.append((joint_of[b], rb.T @ (data.geom_xpos[g] - data.xpos[b]), rb.T @ rg, int(model.geom_type[g]), model.geom_size[g].copy(), float(model.geom_rbound[g])))
+        if not rows:
+            raise ValueError(f"no collision geometry on the links {links}")
+        self.joint = np.array([r[0] for r in rows])
+        self.pos = np.stack([r[1] for r in rows])  # (G, 3) in the link frame
+        self.rot = np.stack([r[2] for r in rows])  # (G, 3, 3) geom axes in the link frame
+        self.type = np.array([r[3] for r in rows])
+        self.size = np.stack([r[4] for r in rows])
+        self.rbound = np.array([r[5] for r in rows])
+
+    def lowest(self, rots: np.ndarray, poss: np.ndarray) -> np.ndarray:
+        """Joint-body frames (``RobotKinematics._frames``: (23, N, 3, 3), (23, N, 3))
+        -> (N,) the lowest height any of the geoms reaches."""
+        zrow = rots[self.joint, :, 2, :]  # (G, N, 3): the world z row of each link's rotation
+        centre = poss[self.joint, :, 2] + np.einsum("gnj,gj->gn", zrow, self.pos)
+        axes = np.einsum("gnj,gjk->gnk", zrow, self.rot)  # (G, N, 3): world z of the geom's axes
+        az = np.abs(axes[..., 2])
+        size = self.size[:, None, :]
+        t = self.type[:, None]
+        extent = np.select(
+            [t == mujoco.mjtGeom.mjGEOM_SPHERE, t == mujoco.mjtGeom.mjGEOM_CAPSULE, t == mujoco.mjtGeom.mjGEOM_CYLINDER,
+             t == mujoco.mjtGeom.mjGEOM_BOX, t == mujoco.mjtGeom.mjGEOM_ELLIPSOID],
+            [size[..., 0] + 0 * az, az * size[..., 1] + size[..., 0],
+             az * size[..., 1] + size[..., 0] * np.sqrt(np.clip(1.0 - az**2, 0.0, 1.0)),
+             np.sum(np.abs(axes) * size, axis=-1), np.sqrt(np.sum((axes * size) ** 2, axis=-1))],
+            self.rbound[:, None] + 0 * az,
+        )  # fmt: skip
+        return (centre - extent).min(axis=0)
 
 
 PALM_SITES = ("kp_palm", "kp_index_base", "kp_middle_base", "kp_ring_base")
@@ -42,6 +100,7 @@ class ReachCheck:
 
     def __init__(self, model, tolerance: float, period_s: float, iterations: int = 30) -> None:
         self.kinematics = RobotKinematics(model, sites=PALM_SITES)
+        self.geometry = ArmGeometry(model)
         self.tolerance = float(tolerance)
         self.iterations = int(iterations)
         self.period = max(1, int(round(period_s * spec.CONTROL_HZ)))
@@ -128,7 +187,7 @@ class ReachCheck:
             arm, err = self._solve(goal, arm, 3 * self.iterations if k == 0 else self.iterations)
             worst = np.maximum(worst, err)
             q[:, spec.ARM] = arm
-            low = np.minimum(low, self.kinematics._frames(q)[1][4:7, :, 2].min(axis=0))
+            low = np.minimum(low, self.geometry.lowest(*self.kinematics._frames(q)))
         return worst, low
 
     def unreachable(self, path: np.ndarray, init_qpos: np.ndarray) -> np.ndarray:
