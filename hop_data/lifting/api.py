@@ -14,7 +14,10 @@ Pipeline per video (docs/lifting.md has the reasoning and the figures):
    hand). Between frames the detection nearest to the last one is kept, so a
    second hand of the same side or a flipped handedness label do not make
    the track jump.
-3. Scale prior: every frame's metric hand is scaled to one size per video
+3. One geometry per hand (``hand_shape``): each frame's metric hand as given
+   or reflected in depth, chosen for the whole video (no flip between
+   frames; frames still of the other hand dropped), one palm fitted rigidly.
+   Scale prior: every frame's metric hand is scaled to one size per video
    (the median of the backend's own sizes, or ``hand_size``), then placed in
    the camera frame by fitting it to the image landmarks with the intrinsics
    (given, or estimated from the image size) — ``camera.place_hand``.
