@@ -1,4 +1,6 @@
-"""One palm per hand: the palm's joints moved as one rigid body.
+"""One geometry per hand: its reflections chosen for the whole video
+(``steady_reflections``, below) and one palm, moved as a rigid body
+(``rigid_palm``).
 
 A human palm (wrist, thumb base, the four knuckles) hardly changes shape —
 the knuckles arch by a few millimetres when the hand cups. MediaPipe's metric
@@ -32,8 +34,9 @@ FINGERS = {1: (2, 3, 4), 5: (6, 7, 8), 9: (10, 11, 12), 13: (14, 15, 16), 17: (1
 # (dimensionless, ``hoi.chirality``: 0.1-0.8 in magnitude for a hand that tells) is of the other hand
 OTHER_HAND = 0.1
 # what one frame's chirality on the wrong side costs against a turn (1 - cosine of the pointing and the
-# across directions) between frames in ``steady_reflections``; on the cups video 0.25-0.5 kept 24 of 48
-# attempts where 1-2 kept 20 (more turns left) and a per-frame choice none
+# across directions) between frames in ``steady_reflections``. On the cups video (16 attempts per file,
+# with the rigid palm) 0.25-0.5 kept 24 of 48 attempts, 1-2 kept 20 (more turns left), a per-frame
+# choice 8 (0 without the rigid palm)
 CHIRALITY_WEIGHT = 0.25
 # the fraction of a hand's frames, those of the widest palm (index -> little knuckle against wrist ->
 # middle knuckle), that shape its palm: MediaPipe on open hands in photos gives 0.6-0.85, on hands
