@@ -97,13 +97,13 @@ def _metrics(root: Path) -> Path | None:
 
 
 def _evaluate(cfg: ExperimentConfig, task: str, policy: Path, out: Path, log: Path, objects="train", perturb=False) -> dict:
-    """``hop-train evaluate``'s library call (in this process: no interpreter start per evaluation)."""
+    """``hop-train evaluate``'s library call (in this process: no interpreter start per evaluation),
+    its summary written to ``out``."""
     import torch
 
     from hop_train.evaluate import evaluate
 
-    if out.exists():
-        return json.loads(out.read_text())
+    # (whether to evaluate is ``_evaluate_unit``'s decision: a summary here may be stale)
     # Acting for a few dozen envs is many small ops: one torch thread. With two, each op
     # waits on OpenMP's barrier, and on a busy machine a 32-env step took 300 ms instead of 15.
     torch.set_num_threads(1)
