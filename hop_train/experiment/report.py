@@ -218,6 +218,29 @@ def _control_section(cfg: ExperimentConfig, res: Path) -> dict:
     return {"lines": lines, "verdict": verdict}
 
 
+def _bc_overview(cfg: ExperimentConfig, res: Path) -> list[str]:
+    """One line per BC init pooled over every task, count and seed (training
+    objects): what its policies do in closed loop, where success says nothing."""
+    lines = []
+    for init in ("prior", "control", "scratch"):
+        runs = [r for t in cfg.bc_tasks for c in cfg.demo_counts
+                for r in _over_seeds(res / "bc", f"{t}_{c}demos_{init}", "train", cfg.seeds)]  # fmt: skip
+        runs = [r for r in runs if all(k in r for k in ("reached_rate", "stalled_rate", "closest_median_m"))]
+        if not runs:
+            continue
+        n = sum(r["episodes"] for r in runs)
+        share = {k: sum(r[k] * r["episodes"] for r in runs) / n for k in ("success_rate", "reached_rate", "stalled_rate")}
+        closest = np.median([r["closest_median_m"] for r in runs])
+        name = {"prior": "from π_b", "control": "from the control prior", "scratch": "from scratch"}[init]
+        lines.append(f"- BC {name}: {len(runs)} policies, {n} episodes on training objects: success {share['success_rate']:.0%}, "
+                     f"reached {share['reached_rate']:.0%}, hand stalled at the end {share['stalled_rate']:.0%}; "
+                     f"median closest approach {100 * closest:.1f} cm.")  # fmt: skip
+    if lines:
+        lines.insert(0, "What the BC policies do in closed loop, pooled over tasks, demonstration counts and seeds "
+                        "(from the same evaluation files):")  # fmt: skip
+    return lines
+
+
 def _running_mean(pts: list[tuple[float, float]], k: int = 5) -> tuple[np.ndarray, np.ndarray]:
     """Samples and the running mean over ``k`` logged rollouts (seeds pooled, by samples)."""
     pts = sorted(pts)
@@ -388,8 +411,9 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
     lines.append("## 3. PPO from π_b vs. scratch PPO, DAPG, AMP (same sample budget)")
     curves: dict[str, dict[str, list[tuple[float, float]]]] = {"rollout/success": {}, "rollout/return": {}}
     finals: dict[str, dict[str, tuple]] = defaultdict(dict)
-    lines.append("| task | method | training objects | held-out objects | weight-force perturbation | samples |")
-    lines.append("|---|---|---|---|---|---|")
+    lines.append("| task | method | training objects | held-out objects | weight-force perturbation | reached (training objects) "
+                 "| closest approach | stalled | samples |")  # fmt: skip
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for task in cfg.ppo_tasks:
         for method in cfg.ppo_methods:
             row = []
@@ -400,6 +424,10 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
                     row.append(_fmt(*finals[method][split][:3], finals[method][split][4]))
                 else:
                     row.append("—")
+            found = _over_seeds(res / "ppo", f"{task}_{method}", "train", cfg.ppo_seeds)
+            reached = _pooled(found, "reached_rate") if found else None
+            row += ["—" if reached is None else _fmt(*reached[:3], len(found)), _fmt_cm(_closest(found)),
+                    _fmt_rate(_pooled(found, "stalled_rate") if found else None)]
             samples = []
             for s in cfg.ppo_seeds:
                 rows_ = _csv(res / "ppo" / f"{task}_{method}_seed{s}_metrics.csv")
@@ -488,6 +516,9 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
     lines.append("|---|---|")
     lines += [f"| {c} | {v} |" for c, v in claims]
     lines.append("")
+    overview = _bc_overview(cfg, res)
+    if overview:
+        lines += overview + [""]
     lines.append("Why a verdict can be \"too small to tell\" at this scale, and what would settle it, is written in "
                  "`docs/experiment.md` (the sizes of each scale and what they cannot reach).")  # fmt: skip
     md_path.parent.mkdir(parents=True, exist_ok=True)
