@@ -221,6 +221,14 @@ def group(name: str, trajectories: list, retargeter: Retargeter, baseline: HandO
     kp = np.concatenate([k.reshape(-1, spec.NUM_KEYPOINTS) for k in kp]) if kp else np.zeros((0, spec.NUM_KEYPOINTS))
     tips = kp[:, list(FINGERTIP_KEYPOINTS)]
     med = float(np.median(tips)) if tips.size else float("nan")
+    # where the tail is: kept fingertip errors on fingers and frames the hand-only baseline
+    # (exact wrist) cannot reach either (>= 10 mm there: the Allegro's layout and limits)
+    kept_tips = [(np.asarray(r.keypoint_errors[r.accepted])[..., list(FINGERTIP_KEYPOINTS)], b) for r, b in zip(results, base) if r.accepted.any()]
+    pairs = [(t, np.broadcast_to(b >= 0.010, t.shape)) for t, b in kept_tips]
+    tail = 2.5 * med
+    in_tail = sum(int((t > tail).sum()) for t, _ in pairs)
+    tail_unreachable = sum(int(((t > tail) & u).sum()) for t, u in pairs)
+    reachable = np.concatenate([t[~u] for t, u in pairs]) if pairs else np.zeros(0)
     return {
         "group": name,
         "videos": len(results),
@@ -232,6 +240,8 @@ def group(name: str, trajectories: list, retargeter: Retargeter, baseline: HandO
         "kept_error": _q(np.concatenate([r.frame_errors[r.accepted].ravel() for r in results]) if kp.size else []),
         "kept_fingertip_error": _q(tips),
         "kept_fingertip_p95_over_median": round(float(np.percentile(tips, 95)) / med, 2) if tips.size else None,
+        "kept_fingertip_error_where_baseline_reaches": _q(reachable),
+        "tail_share_baseline_misses_too": round(tail_unreachable / in_tail, 3) if in_tail else None,
         "kept_keypoint_error": {name: _q(kp[:, i]) for i, name in enumerate(spec.KEYPOINT_SITES)},
         "arm_contact_rate": round(s["arm_contact_rate"], 4),
         "attempt_frames_per_s": round(s["attempt_frames_per_s"], 1),

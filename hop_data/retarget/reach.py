@@ -47,7 +47,7 @@ class ArmGeometry:
     link's frame, so its lowest point follows from the link's world rotation
     and origin: the centre's height less the geom's half-extent along the
     vertical. The joint origins alone say little: link6's capsule and
-    cylinder reach 8-14 cm from its origin, lower or higher with the wrist's
+    cylinder reach up to 14 cm from its origin, lower or higher with the wrist's
     tilt."""
 
     def __init__(self, model: mujoco.MjModel, links: tuple[str, ...] = CLEARANCE_LINKS) -> None:
