@@ -35,8 +35,8 @@ FINGERS = {1: (2, 3, 4), 5: (6, 7, 8), 9: (10, 11, 12), 13: (14, 15, 16), 17: (1
 OTHER_HAND = 0.1
 # what one frame's chirality on the wrong side costs against a turn (1 - cosine of the pointing and the
 # across directions) between frames in ``steady_reflections``. On the cups video (16 attempts per file,
-# with the rigid palm) 0.25-0.5 kept 24 of 48 attempts, 1-2 kept 20 (more turns left), a per-frame
-# choice 8 (0 without the rigid palm)
+# with the rigid palm; docs/lifting.md) 0.25 keeps 28 of 48 attempts over 65 % of the frames, 2 keeps 27
+# over 76 % but leaves turns of 100-130° between frames, a per-frame choice 1
 CHIRALITY_WEIGHT = 0.25
 # the fraction of a hand's frames, those of the widest palm (index -> little knuckle against wrist ->
 # middle knuckle), that shape its palm: MediaPipe on open hands in photos gives 0.6-0.85, on hands
