@@ -11,7 +11,9 @@ would run it), then ``hop-data retarget --attempts N`` on every file written:
   loop (MediaPipe's threads included), and wall time including the worker's
   start-up;
 - provenance fractions over the video's frames (observed / recovered /
-  carried / interpolated / unseen), tracks, crop re-detections;
+  carried / interpolated / unseen), tracks, crop re-detections, frames
+  dropped because the joints formed the other hand, how far the rigid palm
+  moved the palm joints (median);
 - segments written (frames, seconds), pieces dropped and why, coverage (the
   fraction of the video's frames in written files);
 - hand size (median wrist -> middle knuckle over the written frames), p99
@@ -131,6 +133,7 @@ def _video_figures(report: dict, kept: dict[str, int]) -> dict:
         "any_hand_fraction": round(extra.get("any_hand_fraction", 0.0), 3),
         "tracks": extra.get("tracks"), "hands_tracked": extra.get("hands_tracked"),
         "followed_side": report["hand_side"], "recover_calls": extra.get("recover_calls"),
+        "other_hand_frames_dropped": extra.get("other_hand_frames_dropped"), "palm_moved_median_m": extra.get("palm_moved_median_m"),
         "segments": segments,
         "dropped": report["dropped"],
         "covered_fraction": round(report["covered_fraction"], 3),
