@@ -126,6 +126,10 @@ def _fmt_cm(v: tuple[float, float] | None) -> str:
     return "—" if v is None else f"{100 * v[0]:.1f} ± {100 * v[1]:.1f} cm"
 
 
+def _ci(ci: tuple[float, float]) -> str:
+    return f"[{ci[0]:.0%}, {ci[1]:.0%}]"
+
+
 def _fmt_rate(p: tuple | None) -> str:
     return "—" if p is None else f"{p[0]:.0%}"
 
@@ -219,25 +223,38 @@ def _control_section(cfg: ExperimentConfig, res: Path) -> dict:
 
 
 def _bc_overview(cfg: ExperimentConfig, res: Path) -> list[str]:
-    """One line per BC init pooled over every task, count and seed (training
-    objects): what its policies do in closed loop, where success says nothing."""
+    """One line per task and BC init, pooled over demonstration counts and
+    seeds (training objects): what its policies do in closed loop, where
+    success says nothing."""
     lines = []
-    for init in ("prior", "control", "scratch"):
-        runs = [r for t in cfg.bc_tasks for c in cfg.demo_counts
-                for r in _over_seeds(res / "bc", f"{t}_{c}demos_{init}", "train", cfg.seeds)]  # fmt: skip
-        runs = [r for r in runs if all(k in r for k in ("reached_rate", "stalled_rate", "closest_median_m"))]
-        if not runs:
-            continue
-        n = sum(r["episodes"] for r in runs)
-        share = {k: sum(r[k] * r["episodes"] for r in runs) / n for k in ("success_rate", "reached_rate", "stalled_rate")}
-        closest = np.median([r["closest_median_m"] for r in runs])
-        name = {"prior": "from π_b", "control": "from the control prior", "scratch": "from scratch"}[init]
-        lines.append(f"- BC {name}: {len(runs)} policies, {n} episodes on training objects: success {share['success_rate']:.0%}, "
-                     f"reached {share['reached_rate']:.0%}, hand stalled at the end {share['stalled_rate']:.0%}; "
-                     f"median closest approach {100 * closest:.1f} cm.")  # fmt: skip
+    names = {"prior": "from π_b", "control": "from the control prior", "scratch": "from scratch"}
+    for task in cfg.bc_tasks:
+        for init, name in names.items():
+            runs = [r for c in cfg.demo_counts for r in _over_seeds(res / "bc", f"{task}_{c}demos_{init}", "train", cfg.seeds)]
+            runs = [r for r in runs if all(k in r for k in ("reached_rate", "stalled_rate", "closest_median_m"))]
+            if not runs:
+                continue
+            n = sum(r["episodes"] for r in runs)
+            share = {k: sum(r[k] * r["episodes"] for r in runs) / n for k in ("success_rate", "reached_rate", "stalled_rate")}
+            closest = np.median([r["closest_median_m"] for r in runs])
+            lines.append(f"- {task}, BC {name}: {len(runs)} policies, {n} episodes: success {share['success_rate']:.0%}, "
+                         f"reached {share['reached_rate']:.0%}, hand stalled at the end {share['stalled_rate']:.0%}; "
+                         f"median closest approach {100 * closest:.1f} cm.")  # fmt: skip
     if lines:
-        lines.insert(0, "What the BC policies do in closed loop, pooled over tasks, demonstration counts and seeds "
-                        "(from the same evaluation files):")  # fmt: skip
+        lines.insert(0, "What the BC policies do in closed loop on the training objects, pooled over demonstration "
+                        "counts and seeds (from the same evaluation files):")  # fmt: skip
+    return lines
+
+
+def _zero_shot_lines(cfg: ExperimentConfig, res: Path) -> list[str]:
+    """π_b itself on each task, before any finetuning."""
+    lines = []
+    for task in dict.fromkeys(cfg.bc_tasks + cfg.ppo_tasks):
+        r = read_json(res / "prior" / f"{task}_zero_shot_train.json")
+        if r:
+            lines.append(f"- {task}, π_b with no finetuning ({r['episodes']} episodes): success {r['success_rate']:.0%}, "
+                         f"reached {r['reached_rate']:.0%}, hand stalled at the end {r['stalled_rate']:.0%}; "
+                         f"median closest approach {100 * r['closest_median_m']:.1f} cm.")  # fmt: skip
     return lines
 
 
@@ -499,6 +516,17 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
             return "not run"
         return f"{_verdict(hop[2], scratch[2])} (HOP {hop[0]:.0%} vs scratch {scratch[0]:.0%})"
 
+    def compare_reach() -> str:
+        """The reach rung of the final policies (training objects), where success is 0 for both."""
+        task = cfg.ppo_tasks[0] if cfg.ppo_tasks else None
+        found = {m: _over_seeds(res / "ppo", f"{task}_{m}", "train", cfg.ppo_seeds) for m in ("hop", "scratch")}
+        rates = {m: _pooled(f, "reached_rate") if f else None for m, f in found.items()}
+        if not all(rates.values()):
+            return ""
+        hop, scratch = rates["hop"], rates["scratch"]
+        return (f"; on reaching the object, {_verdict(hop[2], scratch[2])} (HOP {hop[0]:.0%} {_ci(hop[2])} vs scratch "
+                f"{scratch[0]:.0%} {_ci(scratch[2])}, final policies at the same samples: a level, not a sample efficiency)")  # fmt: skip
+
     claims.append(("BC from π_b beats BC from scratch at every demo count (paper: < 50 demos succeed where scratch gets 0 %)",
                    _overall(bc_claims["success"]) + f" on success; {_overall(bc_claims['milestone'])} on the milestone "
                    f"({_tally(bc_claims['milestone'])}); {_overall(bc_claims['reached'])} on reaching "
@@ -509,14 +537,14 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
     claims.append(("Control: BC from π_b beats BC from the action-shuffled prior (the benefit is behaviour, not exposure)",
                    control["verdict"]))  # fmt: skip
     claims.append(("HOP PPO reaches scratch PPO's final success with ≤ ½ of the samples (paper: 2–5× sample efficiency)",
-                   compare("train") + "; sample efficiency needs curves that reach scratch's final success"))  # fmt: skip
+                   compare("train") + compare_reach() + "; sample efficiency needs curves that reach scratch's final success"))  # fmt: skip
     claims.append(("≥ 2× scratch's success under a force of the object's weight (paper: > 3× robustness)", compare("perturb")))
     claims.append(("≥ 2× scratch's success on held-out objects (paper: > 2×)", compare("heldout")))
     lines.append("| claim | this run |")
     lines.append("|---|---|")
     lines += [f"| {c} | {v} |" for c, v in claims]
     lines.append("")
-    overview = _bc_overview(cfg, res)
+    overview = _bc_overview(cfg, res) + _zero_shot_lines(cfg, res)
     if overview:
         lines += overview + [""]
     lines.append("Why a verdict can be \"too small to tell\" at this scale, and what would settle it, is written in "

@@ -292,8 +292,16 @@ def _bc_run(cfg: ExperimentConfig, task: str, count: int, init: str, seed: int, 
     _evaluate_unit(cfg, task, w / "policy.pt", res, name, log, splits)
 
 
+def _zero_shot(cfg: ExperimentConfig, tasks: list[str], prior: Path) -> None:
+    """π_b on each task with no finetuning (``results/<scale>/prior/<task>_zero_shot_train.json``):
+    what BC and HOP PPO start from."""
+    for task in tasks:
+        _evaluate_unit(cfg, task, prior, cfg.results / "prior", f"{task}_zero_shot", cfg.work / "logs" / "prior.log", ["train"])
+
+
 def stage_bc(cfg: ExperimentConfig) -> dict:
     prior = Path(stage_prior(cfg)["policy"])
+    _zero_shot(cfg, cfg.bc_tasks, prior)
     # Largest demonstration count first, π_b and scratch seed by seed: a run
     # stopped early leaves whole comparisons, not one side of each.
     for count in sorted(cfg.demo_counts, reverse=True):
@@ -377,6 +385,7 @@ def _ppo_run(cfg: ExperimentConfig, task: str, method: str, seed: int, folder: s
 
 
 def stage_ppo(cfg: ExperimentConfig) -> dict:
+    _zero_shot(cfg, cfg.ppo_tasks, Path(stage_prior(cfg)["policy"]))
     for task in cfg.ppo_tasks:
         for seed in cfg.ppo_seeds:
             for method in cfg.ppo_methods:
