@@ -524,8 +524,11 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
         if not all(rates.values()):
             return ""
         hop, scratch = rates["hop"], rates["scratch"]
+        zero = read_json(res / "prior" / f"{task}_zero_shot_train.json")
+        start = f"; π_b before PPO: {zero['reached_rate']:.0%}" if zero and "reached_rate" in zero else ""
         return (f"; on reaching the object, {_verdict(hop[2], scratch[2])} (HOP {hop[0]:.0%} {_ci(hop[2])} vs scratch "
-                f"{scratch[0]:.0%} {_ci(scratch[2])}, final policies at the same samples: a level, not a sample efficiency)")  # fmt: skip
+                f"{scratch[0]:.0%} {_ci(scratch[2])}{start}; final policies at the same samples: a level, not a sample "
+                "efficiency)")  # fmt: skip
 
     claims.append(("BC from π_b beats BC from scratch at every demo count (paper: < 50 demos succeed where scratch gets 0 %)",
                    _overall(bc_claims["success"]) + f" on success; {_overall(bc_claims['milestone'])} on the milestone "
