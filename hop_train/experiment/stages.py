@@ -196,6 +196,12 @@ def _real_hand_videos(cfg: ExperimentConfig, out: Path, log: Path) -> dict[str, 
     photos = Path(cfg.real_hands) if Path(cfg.real_hands).is_absolute() else ROOT / cfg.real_hands
     if not photos.exists():
         return {"videos": 0, "skipped": f"{photos} is absent: the corpus is synthetic only"}
+    from hop_data.lifting.runtime import lift_python
+
+    try:
+        lift_python()
+    except FileNotFoundError as exc:
+        return {"videos": 0, "skipped": f"no lifting environment for MediaPipe ({exc}): the corpus is synthetic only"}
     if not any(out.glob("*.hoi.npz")):
         message = run(_cli("hop-data") + ["synth", "--out", out, "--videos", cfg.real_hand_videos, "--seed", 1,
                                           "--real-hands", photos], log).strip()  # fmt: skip
