@@ -144,11 +144,15 @@ def _units(cfg: ExperimentConfig, res: Path) -> str:
         "bc": [f"{t}_{c}demos_{i}_seed{s}" for c in cfg.demo_counts for t in cfg.bc_tasks for s in cfg.seeds
                for i in ("prior", "scratch")],
         "control": [f"{t}_{max(cfg.demo_counts)}demos_control_seed{s}" for t in cfg.bc_tasks for s in cfg.seeds],
+        "bc_long": [f"{t}_{max(cfg.demo_counts)}demos_{i}_seed{s}" for t in cfg.bc_tasks for s in cfg.bc_long_seeds
+                    for i in ("prior", "scratch")] if cfg.bc_long_steps > 0 else [],
         "ppo": [f"{t}_{m}_seed{s}" for t in cfg.ppo_tasks for s in cfg.ppo_seeds for m in cfg.ppo_methods],
         "ablation": [f"{t}_hop_no_{a}_seed{s}" for t in cfg.ppo_tasks[:1] for s in cfg.ppo_seeds for a in cfg.ablations],
     }  # fmt: skip
     parts = []
     for stage, names in expected.items():
+        if not names:
+            continue
         folder = res / ("bc" if stage == "control" else stage)
         missing = [n for n in names if not (folder / f"{n}_train.json").exists()]
         part = f"{stage} {len(names) - len(missing)} of {len(names)}"
@@ -256,6 +260,30 @@ def _zero_shot_lines(cfg: ExperimentConfig, res: Path) -> list[str]:
                          f"reached {r['reached_rate']:.0%}, hand stalled at the end {r['stalled_rate']:.0%}; "
                          f"median closest approach {100 * r['closest_median_m']:.1f} cm.")  # fmt: skip
     return lines
+
+
+def _bc_long_section(cfg: ExperimentConfig, res: Path) -> list[str]:
+    """The largest count's BC with ``bc_long_steps`` beside the ``bc_steps`` runs of the same seeds."""
+    if cfg.bc_long_steps <= 0:
+        return []
+    count = max(cfg.demo_counts)
+    lines = [f"### Longer BC: {cfg.bc_long_steps} steps instead of {cfg.bc_steps}", "",
+             f"BC at {count} demonstrations again, {cfg.bc_long_steps} steps, seeds {cfg.bc_long_seeds} (the "
+             f"{cfg.bc_steps}-step rows: the same seeds' runs of section 2), training objects.", "",
+             "| task | init | steps | success | reached | closest approach | stalled | held-out demo L1 |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for task in cfg.bc_tasks:
+        for init in ("prior", "scratch"):
+            for folder, steps in (("bc", cfg.bc_steps), ("bc_long", cfg.bc_long_steps)):
+                runs = _over_seeds(res / folder, f"{task}_{count}demos_{init}", "train", cfg.bc_long_seeds)
+                if not runs:
+                    continue
+                rates = [_pooled(runs, k) for k in ("success_rate", "reached_rate")]
+                lines.append(f"| {task} | {'π_b' if init == 'prior' else 'scratch'} | {steps} | "
+                             + " | ".join("—" if r is None else _fmt(*r[:3], len(runs)) for r in rates)
+                             + f" | {_fmt_cm(_closest(runs))} | {_fmt_rate(_pooled(runs, 'stalled_rate'))} | "
+                             f"{_fmt_l1(_val_l1(res / folder, f'{task}_{count}demos_{init}', cfg.bc_long_seeds))} |")  # fmt: skip
+    return lines + [""]
 
 
 def _running_mean(pts: list[tuple[float, float]], k: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -422,7 +450,7 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
                 lines.append(f"\n![BC {label} vs demonstrations]({rel}/{name})")
     lines.append("")
     control = _control_section(cfg, res)
-    lines += control["lines"]
+    lines += control["lines"] + _bc_long_section(cfg, res)
 
     # ---------------------------------------------------------------- PPO
     lines.append("## 3. PPO from π_b vs. scratch PPO, DAPG, AMP (same sample budget)")

@@ -7,7 +7,8 @@
    task × count × seed, then ``hop-train evaluate`` on training and held-out objects;
    ``control``: a control prior pretrained as π_b on the corpus with its
    actions shuffled across episodes (``control.py``), and BC from it at the
-   largest demonstration count;
+   largest demonstration count; ``bc_long``: BC at the largest count again
+   with ``bc_long_steps`` steps (π_b and scratch), when the config asks;
 4. ``ppo``: HOP PPO from π_b, scratch PPO (moving-average actions), DAPG and
    AMP at the same sample budget per seed: curves, then evaluation on
    training objects, held-out objects and under the weight-force perturbation;
@@ -274,18 +275,20 @@ def stage_demos(cfg: ExperimentConfig) -> dict:
 
 
 # ---------------------------------------------------------------- 3. BC
-def _bc_run(cfg: ExperimentConfig, task: str, count: int, init: str, seed: int, init_from: Path | None) -> None:
+def _bc_run(cfg: ExperimentConfig, task: str, count: int, init: str, seed: int, init_from: Path | None,
+            steps: int | None = None, folder: str = "bc") -> None:
     """One BC run (``init``: prior, scratch or control; ``init_from`` its
-    policy file, None for scratch), then its evaluations; skipped when done."""
+    policy file, None for scratch) of ``steps`` (default ``bc_steps``), then
+    its evaluations, under ``folder``; skipped when done."""
     name = f"{task}_{count}demos_{init}_seed{seed}"
-    res = cfg.results / "bc"
-    w, log = cfg.work / "bc" / name, cfg.work / "logs" / "bc.log"
+    res = cfg.results / folder
+    w, log = cfg.work / folder / name, cfg.work / "logs" / f"{folder}.log"
     splits = ["heldout", "train"] if _uses_objects(task) else ["train"]  # Open Cabinet's object is its handle
     if (res / f"{name}_train.json").exists():  # trained and evaluated: only stale evaluations are redone
         return _evaluate_unit(cfg, task, w / "policy.pt", res, name, log, splits)
     base = {"GraspLift-v0": "configs/bc_grasp_lift.yaml", "OpenCabinet-v0": "configs/bc_open_cabinet.yaml"}
     config = derived_config(base.get(task, "configs/bc_grasp_lift.yaml"), w / "bc.yaml", {
-        **_arch("model", cfg), **_supervised(cfg.bc_steps, w, w / "policy.pt"), "seed_everything": seed,
+        **_arch("model", cfg), **_supervised(steps or cfg.bc_steps, w, w / "policy.pt"), "seed_everything": seed,
         "model.init_from": None if init_from is None else str(init_from),
         "data.store": str(_demo_store(cfg, task, count)), "data.batch_size": cfg.bc_batch,
         "data.val_fraction": 0.2 if count >= 5 else 0.5,
@@ -316,6 +319,21 @@ def stage_bc(cfg: ExperimentConfig) -> dict:
                 for init in ("prior", "scratch"):
                     _bc_run(cfg, task, count, init, seed, prior if init == "prior" else None)
     return {"runs": len(cfg.bc_tasks) * len(cfg.demo_counts) * 2 * len(cfg.seeds)}
+
+
+def stage_bc_long(cfg: ExperimentConfig) -> dict:
+    """BC at the largest demonstration count with ``bc_long_steps`` steps, π_b
+    and scratch (``bc_long_seeds``): does longer BC leave the fixed point the
+    ``bc_steps`` runs stall at, and does π_b's lead survive it?"""
+    if cfg.bc_long_steps <= 0:
+        return {"runs": 0}
+    prior = Path(stage_prior(cfg)["policy"])
+    count = max(cfg.demo_counts)
+    for task in cfg.bc_tasks:
+        for seed in cfg.bc_long_seeds:
+            for init in ("prior", "scratch"):
+                _bc_run(cfg, task, count, init, seed, prior if init == "prior" else None, cfg.bc_long_steps, "bc_long")
+    return {"runs": len(cfg.bc_tasks) * len(cfg.bc_long_seeds) * 2}
 
 
 # ---------------------------------------------------------------- 3b. the control prior
@@ -432,6 +450,7 @@ STAGES: dict[str, Callable[[ExperimentConfig], dict]] = {
     "demos": stage_demos,
     "bc": stage_bc,
     "control": stage_control,
+    "bc_long": stage_bc_long,
     "ppo": stage_ppo,
     "ablation": stage_ablation,
 }
