@@ -16,6 +16,8 @@ would run it), then ``hop-data retarget --attempts N`` on every file written:
   moved the palm joints (median);
 - segments written (frames, seconds), pieces dropped and why, coverage (the
   fraction of the video's frames in written files);
+- the hand followed and, per hand present long enough, its clearest lift
+  (the wrist's rise while what it touched went with it: ``hand_choice``);
 - hand size (median wrist -> middle knuckle over the written frames), p99
   and max wrist speed over the written files, and each segment's largest
   upward wrist travel (along gravity: does the followed hand lift?);
@@ -133,6 +135,7 @@ def _video_figures(report: dict, kept: dict[str, int]) -> dict:
         "any_hand_fraction": round(extra.get("any_hand_fraction", 0.0), 3),
         "tracks": extra.get("tracks"), "hands_tracked": extra.get("hands_tracked"),
         "followed_side": report["hand_side"], "recover_calls": extra.get("recover_calls"),
+        "hand_lifts": extra.get("hand_lifts"),
         "other_hand_frames_dropped": extra.get("other_hand_frames_dropped"), "palm_moved_median_m": extra.get("palm_moved_median_m"),
         "segments": segments,
         "dropped": report["dropped"],

@@ -169,6 +169,60 @@ def test_identity_is_kept_across_a_handedness_label_flip():
         api.follow_hand(tracking.track_detections([[rest[t]] for t in range(T)], 30.0), T, 30.0, "right")
 
 
+# ---------------------------------------------------------------- the hand that lifts
+def _posed(T: int, path: np.ndarray, mirror: bool = False) -> np.ndarray:
+    """The test hand held in one pose (a loose grasp: its fingers curled) moved along ``path`` (T, 3)."""
+    base = _hand_track(2)[0]
+    base = base - base.mean(axis=0)
+    if mirror:
+        base[:, 0] = -base[:, 0]  # a left hand
+    return base[None] + path[:, None, :]
+
+
+def test_the_hand_that_lifts_is_followed():
+    """Two hands, 3 s: a right hand slides an object 30 cm across the table
+    (more travel, so the most 'interacting' by presence and motion), a left hand
+    waits at its object, then lifts it 10 cm. The tracker's image evidence
+    (``object_flow.went_with_hand``: what the hand touched went with it) is
+    given: both objects go with their hands. The lifting hand is followed;
+    without that evidence, or when the rising hand's object stays behind (a
+    hand raised empty), the sliding one; --side right still gives the slider."""
+    T, fps = 90, 30.0
+    u = np.clip((np.arange(T) - 50) / 25.0, 0.0, 1.0)
+    slide = np.stack([np.linspace(-0.25, 0.05, T), np.full(T, 0.12), np.full(T, 0.75)], axis=1)
+    lift = np.stack([np.full(T, 0.22), 0.12 - 0.10 * u, np.full(T, 0.75)], axis=1)
+    a, b = _observations(_posed(T, slide)), _observations(_posed(T, lift, mirror=True), side="left")
+    tracks = tracking.track_detections([[a[t], b[t]] for t in range(T)], fps)
+    assert len(tracks) == 2
+    slider, lifter = sorted(tracks, key=lambda tr: tr.entries[0].obs.image_xy[0, 0])
+
+    def give(slider_with: float, lifter_with: float) -> None:
+        for tr, score in ((slider, slider_with), (lifter, lifter_with)):
+            tr.went_with = {t: (t - 10, score) for t in range(10, T, 3)}
+
+    give(0.5, 0.5)
+    entries, side, facts = api.follow_hand(tracks, T, fps, "auto", None, K, api.LiftOptions())
+    assert side == "left" and np.allclose(entries[60].obs.image_xy, b[60].image_xy)
+    lifts = {h["side"]: h for h in facts["hand_lifts"]}
+    assert lifts["left"]["followed"] and 9.0 < lifts["left"]["rise_cm"] < 11.0 and lifts["right"]["rise_cm"] < 1.0
+    hands = tracking.stitch(tracks, fps)
+    by_side = {h.side: h for h in hands}
+
+    def chosen(side: str = "auto") -> str:
+        got = tracking.choose_hand(hands, side, None, api.hand_lifts(hands, T, fps, K, api.LiftOptions(), 60), 60)
+        return "lifter" if got is by_side["left"] else "slider"
+
+    assert chosen() == "lifter" and chosen("right") == "slider"  # --side overrides
+    give(0.5, -0.4)
+    assert chosen() == "slider"  # the rising hand's object stayed behind: raised empty
+    give(0.0, 0.0)
+    assert api.hand_lifts(hands, T, fps, K, api.LiftOptions(), 60) == {} or chosen() == "slider"
+    for tr in tracks:
+        tr.went_with = {}
+    entries, _, facts = api.follow_hand(tracks, T, fps, "auto", None, K, api.LiftOptions())
+    assert facts["hand_lifts"] == [] and np.allclose(entries[60].obs.image_xy, a[60].image_xy)  # no image evidence: as before
+
+
 # ---------------------------------------------------------------- one geometry per hand
 def _turns_deg(joints: np.ndarray) -> np.ndarray:
     """Degrees the hand's pointing (wrist -> middle knuckle) turns between consecutive frames."""

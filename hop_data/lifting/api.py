@@ -56,7 +56,7 @@ import numpy as np
 from hop_data import hoi
 from hop_data.inputs import VIDEO_SUFFIXES
 
-from . import camera, hand_shape, objects, smooth, tracking
+from . import camera, hand_choice, hand_shape, objects, smooth, tracking
 from . import contact as scene_contact
 from .hands import HandBackendUnavailable, HandObservation
 from .options import LiftOptions
@@ -148,15 +148,46 @@ def annotated_side_and_boxes(annotations: object, side: str, T: int) -> tuple[st
     return side, boxes, contact, (float(np.median(sizes)) if sizes else None)
 
 
+def hand_lifts(
+    hands: list[tracking.Hand], T: int, fps: float, intrinsics: camera.Intrinsics, options: LiftOptions, min_frames: int
+) -> dict[int, hand_choice.Lift]:
+    """id(hand) -> its clearest lift (``hand_choice``), for the hands present at
+    least ``min_frames`` (each lifted in 3D as it would be followed: its
+    contact from its fingers, the gravity the lift would record)."""
+    out: dict[int, hand_choice.Lift] = {}
+    for h in hands:
+        went = h.went_with()
+        if len(h.entries) < min_frames or not went:
+            continue
+        try:
+            traj, _ = lift_observations([h.entries.get(t) for t in range(T)], fps, intrinsics, h.side, "", options)
+        except (LiftError, ValueError):
+            continue
+        report = scene_contact.contact_phases(traj.hand_joints, fps)
+        from . import gravity
+
+        down = gravity.video_gravity(traj.hand_joints, report.contact, fps, options.camera_pitch, grasp_seen=report.how == "grip")
+        out[id(h)] = hand_choice.clearest_lift(traj.hand_joints, down.gravity, report.contact, went)
+    return out
+
+
 def follow_hand(
-    tracks: list[tracking.Track], T: int, fps: float, side: str = "auto", boxes: dict[int, np.ndarray] | None = None
+    tracks: list[tracking.Track], T: int, fps: float, side: str = "auto", boxes: dict[int, np.ndarray] | None = None,
+    intrinsics: camera.Intrinsics | None = None, options: LiftOptions | None = None,
 ) -> tuple[list[tracking.Entry | None], str, dict]:
     """Tracks -> (per-frame entries of the hand to follow, its side, facts).
     ``side`` auto: the interacting hand, its side measured from the joints'
     chirality; right / left: the interacting hand of that measured side.
-    Annotated boxes choose the hand they overlap (its side the annotated one)."""
+    With ``intrinsics``, a hand that clearly lifts something is preferred
+    (``hand_choice``; each hand present for the retargeting rule's minimum
+    duration is lifted in 3D to tell). Annotated boxes choose the hand they
+    overlap (its side the annotated one)."""
     hands = tracking.stitch(tracks, fps)
-    hand = tracking.choose_hand(hands, side, boxes)
+    min_frames = int(math.ceil(hoi.RETARGET_RULE.min_duration_s * fps))
+    lifts = {}
+    if intrinsics is not None and not boxes and len(hands) > 1:
+        lifts = hand_lifts(hands, T, fps, intrinsics, (options or LiftOptions()).validated(), min_frames)
+    hand = tracking.choose_hand(hands, side, boxes, lifts, min_frames)
     if hand is None:
         if not hands:
             raise NoHandError("", "no hand is seen")
@@ -170,6 +201,10 @@ def follow_hand(
         "followed_tracks": [tr.id for tr in hand.tracks],
         "followed_chirality": round(hand.chirality, 3),
         "hand_scores": [round(h.score, 2) for h in sorted(hands, key=lambda h: -h.score)],
+        "hand_lifts": [
+            {"side": h.side, "frames": len(h.entries), "score": round(h.score, 2), "followed": h is hand, **lifts[id(h)].summary()}
+            for h in hands if id(h) in lifts
+        ],  # fmt: skip
     }
     return entries, chosen_side, facts
 
@@ -497,7 +532,7 @@ def lift_frames(
     if annotations is not None:
         side, boxes, contact, object_px = annotated_side_and_boxes(annotations, side, T)
     try:
-        entries, side, facts = follow_hand(tracks, T, fps, side, boxes)
+        entries, side, facts = follow_hand(tracks, T, fps, side, boxes, intr, options)
     except NoHandError as e:
         raise NoHandError(source, f"{e.reason} in {T} frames") from None
     traj, stats = lift_observations(entries, fps, intr, side, source, options, contact, object_px)

@@ -71,7 +71,7 @@ from .hands import HandObservation
 
 # ================================================================ geometry (image_geometry.py) and the object (object_flow.py)
 from .image_geometry import IDENTITY, PALM, apply, box_size, compose, direction, iou, palm_centre, similarity_params, square_box  # noqa: E402,F401
-from .object_flow import ObjectFlow, _WithObject  # noqa: E402,F401
+from .object_flow import ObjectFlow, _WithObject, went_with_hand  # noqa: E402,F401
 
 
 # ================================================================ per-frame entries
@@ -118,6 +118,7 @@ class TrackerParams:
     max_carry_s: float = 5.0
     min_carry_points: int = 5
     velocity_damping: float = 0.85  # per lost frame
+    went_with_s: tuple[float, float] = (0.25, 0.6)  # does what the hand touched go with it: compared this long ago
     stitch_s: float = 2.5  # tracks this far apart in time may be one hand
     stitch_gate: float = 2.0  # ... if this close (box sizes), plus 2 box sizes per second apart
 
@@ -144,6 +145,7 @@ class Track:
         self.carry_anchor: int | None = None
         self.carry_moved = 0.0
         self.alive = True
+        self.went_with: dict[int, tuple[int, float]] = {}  # frame t -> (earlier frame, object_flow.went_with_hand between them)
         self.observe(t, obs, hoi.OBSERVED, hist)
 
     # ---------------------------------------------------------------- state
@@ -285,6 +287,7 @@ class HandTracker:
         self.object: ObjectFlow | None = None  # the given object, followed from the first frame
         self.object_mats: dict[int, np.ndarray] = {}  # frame -> similarity, first-frame pixels -> that frame's
         self.image_size: tuple[int, int] | None = None
+        self._greys: dict[int, np.ndarray] = {}  # the last few grey frames (went_with_hand)
 
     def _frames(self, seconds: float) -> int:
         return max(1, int(round(seconds * self.fps)))
@@ -402,7 +405,25 @@ class HandTracker:
             if tr.alive and not tr.confirmed and t - tr.last_entry > 2:
                 tr.alive = False
         if gray is not None:
+            self._went_with(t, gray, alive)
             self._gray = gray
+
+    def _went_with(self, t: int, gray: np.ndarray, tracks: list[Track]) -> None:
+        """For each hand seen now: did what it touched a few tenths of a second
+        ago go with it (``object_flow.went_with_hand``)?"""
+        lo, hi = self._frames(self.p.went_with_s[0]), self._frames(self.p.went_with_s[1])
+        self._greys[t] = gray
+        for k in [k for k in self._greys if k < t - hi]:
+            del self._greys[k]
+        for tr in tracks:
+            now = tr.entries.get(t)
+            if not tr.confirmed or now is None or now.obs is None:
+                continue
+            earlier = [k for k in range(t - lo, t - hi - 1, -1) if k in self._greys and k in tr.entries and tr.entries[k].obs is not None]
+            if earlier:
+                f = went_with_hand(self._greys[earlier[0]], gray, tr.entries[earlier[0]].obs, now.obs, self._gray_scale)
+                if f is not None:
+                    tr.went_with[t] = (earlier[0], f)
 
     def finish(self) -> list[Track]:
         for tr in self.tracks:
@@ -505,6 +526,16 @@ class Hand:
     def side(self) -> str:
         return "right" if self.chirality >= 0 else "left"
 
+    def went_with(self) -> dict[int, tuple[int, float]]:
+        """Frame -> (earlier frame, ``object_flow.went_with_hand`` between them), over its tracks."""
+        out: dict[int, tuple[int, float]] = {}
+        for tr in self.tracks:
+            for k, v in getattr(tr, "went_with", {}).items():
+                e = self.entries.get(k)
+                if e is not None and e.obs is not None:
+                    out[k] = v
+        return out
+
 
 def _chirality_of(entries: dict[int, Entry]) -> float:
     values = [hoi.chirality(e.obs.metric) for e in entries.values() if e.obs is not None]
@@ -577,10 +608,16 @@ def interaction_score(entries: dict[int, Entry], fps: float) -> float:
     return len(frames) / fps + 0.25 * travel + carried / fps
 
 
-def choose_hand(hands: list[Hand], side: str = "auto", boxes: dict[int, np.ndarray] | None = None) -> Hand | None:
+def choose_hand(
+    hands: list[Hand], side: str = "auto", boxes: dict[int, np.ndarray] | None = None, lifts: dict[int, object] | None = None,
+    min_frames: int = 0,
+) -> Hand | None:
     """The hand to follow: with annotated boxes (frame -> the acting hand's
     box) the hand overlapping them most; else, among the hands of ``side``
-    (``auto``: any), the one with the highest ``interaction_score`` (a right
+    (``auto``: any), the one that lifts clearly (``lifts``: id(hand) ->
+    ``hand_choice.Lift``; among hands present at least ``min_frames``, a
+    lift of ``hand_choice.MIN_LIFT_M`` and ``hand_choice.CLEARER`` times the
+    others'), else the one with the highest ``interaction_score`` (a right
     hand when two are within 10 %)."""
     if not hands:
         return None
@@ -594,6 +631,13 @@ def choose_hand(hands: list[Hand], side: str = "auto", boxes: dict[int, np.ndarr
     pool = [h for h in hands if side == "auto" or h.side == side]
     if not pool:
         return None
+    if lifts:
+        from .hand_choice import Lift, lifts_clearly
+
+        able = [h for h in pool if len(h.entries) >= min_frames and id(h) in lifts]
+        for h in able:
+            if lifts_clearly(lifts[id(h)], [lifts.get(id(o), Lift()) for o in able if o is not h]):  # type: ignore[arg-type]
+                return h
     top = max(h.score for h in pool)
     # near-ties (within 10 %) go to a right hand: the robot's, no mirroring needed
     return max(pool, key=lambda h: (h.score >= 0.9 * top and h.side == "right", h.score))
