@@ -342,3 +342,73 @@ def test_a_hand_whose_handedness_wavers_does_not_flip():
     assert r["max_turn"] < 45, r
     assert r["size_ratio_min"] > 0.9, r
     assert r["dropped"] > 0, r
+
+
+WENT_WITH_CODE = r"""
+import json, cv2, numpy as np
+from hop_data.lifting.hands import HandObservation
+from hop_data.lifting.object_flow import went_with_hand
+rng = np.random.default_rng(0)
+scene = cv2.GaussianBlur(rng.integers(0, 255, (360, 640)).astype(np.uint8), (5, 5), 0)  # a textured table
+obj = cv2.GaussianBlur(rng.integers(0, 255, (110, 130)).astype(np.uint8), (3, 3), 0)  # a textured object under the fingers
+# a hand (palm up the image, fingers pointing down at the object), 100 px tall
+fingers = np.array([[-45, 10], [-30, 40], [-10, 45], [10, 45], [30, 40]], float)
+xy = [[0.0, -50.0]]
+for f in fingers:  # thumb and four fingers: 4 joints each, from the palm down to the tips
+    xy += [list(f * (k / 4) + [0, -50 + 60 * k / 4]) for k in range(1, 5)]
+hand = np.array(xy) + [320, 150]
+def frame(hand_at, obj_at):
+    g = scene.copy()
+    y, x = obj_at
+    g[y:y + 110, x:x + 130] = obj
+    cv2.fillConvexPoly(g, cv2.convexHull(hand_at.astype(np.int32)), 200)
+    return g
+def obs(p):
+    return HandObservation(p, np.zeros((21, 3)), "right", 0.9)
+up = hand - [0, 60]
+g0 = frame(hand, (170, 250))
+out = {
+    "lifted": went_with_hand(g0, frame(up, (110, 250)), obs(hand), obs(up), 1.0),  # the object went up with the hand
+    "raised_empty": went_with_hand(g0, frame(up, (170, 250)), obs(hand), obs(up), 1.0),  # the hand rose, the object stayed
+    "still": went_with_hand(g0, g0, obs(hand), obs(hand), 1.0),  # nothing to tell
+}
+print(json.dumps(out))
+"""
+
+
+def test_went_with_hand_tells_an_object_lifted_from_one_left_behind():
+    """What the hand touched went with it (lifted) or stayed (a hand raised
+    empty), from two frames; a hand that did not move tells nothing."""
+    r = _in_lift_env(WENT_WITH_CODE, timeout=120)
+    assert r["lifted"] > 0.3 and r["raised_empty"] < -0.3 and r["still"] is None, r
+
+
+CUPS_CODE = r"""
+import json, numpy as np
+from hop_data.lifting import tracking, testclips
+from hop_data.lifting.hands import make_hand_backend
+from hop_data.lifting.video import read_video
+frames, fps, w, h, n = read_video(str(testclips.SHARED_DATA / "hoi_video_cups.mp4"), None)
+backend = make_hand_backend("mediapipe")
+tracker = tracking.HandTracker(fps, recover=None, carry=True)
+for t, f in enumerate(frames):
+    if t >= 90:
+        break
+    tracker.step(t, backend(f), f)
+backend.close()
+hands = tracking.stitch(tracker.finish(), fps)
+print(json.dumps([{"frames": len(hd.entries), "went": [s for _, s in hd.went_with().values()]} for hd in hands]))
+"""
+
+
+def test_went_with_hand_on_the_real_cups_video():
+    """The first 3 s of the real cups video (two hands shuffle cups): the
+    measure is made for both hands wherever they move, and it says both
+    ways (cups moved with a hand; hands moving over a still scene)."""
+    if not (testclips.SHARED_DATA / "hoi_video_cups.mp4").exists():
+        pytest.skip(f"the real cups video is absent from {testclips.SHARED_DATA}")
+    hands = [h for h in _in_lift_env(CUPS_CODE, timeout=600) if h["frames"] >= 30]
+    assert len(hands) == 2
+    for h in hands:
+        went = np.array(h["went"])
+        assert len(went) >= 5 and (went > 0.1).any() and (went < -0.1).any(), went.round(2)

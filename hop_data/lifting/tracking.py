@@ -37,10 +37,15 @@ continuity instead (ByteTrack-style) and picks the one that interacts:
 3. **Identities** (``stitch``). Tracks that follow one another in time (one
    ends, another starts within ``stitch_s`` near where it ended, same
    measured handedness) are the same hand.
-4. **The interacting hand** (``choose_hand``): the hand that approaches and
-   moves with an object — the longest presence plus travel (in hand sizes)
-   plus frames carried while the object moved; ``side`` restricts the
-   choice to hands of that measured handedness.
+4. **The interacting hand** (``choose_hand``): the hand that lifts — for
+   every hand seen, the tracker asks whether what it touched a few tenths of
+   a second earlier went with it (``object_flow.went_with_hand``, stored in
+   ``Track.went_with``); lifting then lifts each hand present for 2 s in 3D
+   and prefers one whose wrist clearly rises against gravity while so
+   (``hand_choice``). Else the hand that approaches and moves with an
+   object — the longest presence plus travel (in hand sizes) plus frames
+   carried while the object moved; ``side`` restricts the choice to hands
+   of that measured handedness.
 5. **Handedness** (``handedness``) is measured from the 3D joints' geometric
    chirality (``hoi.chirality``), averaged over the hand's frames, not taken
    from the label. The monocular landmarks are ambiguous up to a reflection
