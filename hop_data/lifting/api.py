@@ -202,7 +202,7 @@ def follow_hand(
         "followed_chirality": round(hand.chirality, 3),
         "hand_scores": [round(h.score, 2) for h in sorted(hands, key=lambda h: -h.score)],
         "hand_lifts": [
-            {"side": h.side, "frames": len(h.entries), "score": round(h.score, 2), "followed": h is hand, **lifts[id(h)].summary()}
+            {"side": h.side, "present_frames": len(h.entries), "score": round(h.score, 2), "followed": h is hand, **lifts[id(h)].summary()}
             for h in hands if id(h) in lifts
         ],  # fmt: skip
     }
