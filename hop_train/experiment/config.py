@@ -36,6 +36,7 @@ class ExperimentConfig:
     bc_batch: int = 16
     bc_long_steps: int = 0  # > 0: the largest count's BC again with this many steps (``bc_long`` stage)
     bc_long_seeds: list[int] = field(default_factory=lambda: [0])
+    bc_long_tasks: list[str] | None = None  # default: bc_tasks
     # ---- 3. PPO and baselines
     ppo_tasks: list[str] = field(default_factory=lambda: ["GraspLift-v0"])
     ppo_methods: list[str] = field(default_factory=lambda: ["hop", "scratch", "dapg", "amp"])

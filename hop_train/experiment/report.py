@@ -144,8 +144,8 @@ def _units(cfg: ExperimentConfig, res: Path) -> str:
         "bc": [f"{t}_{c}demos_{i}_seed{s}" for c in cfg.demo_counts for t in cfg.bc_tasks for s in cfg.seeds
                for i in ("prior", "scratch")],
         "control": [f"{t}_{max(cfg.demo_counts)}demos_control_seed{s}" for t in cfg.bc_tasks for s in cfg.seeds],
-        "bc_long": [f"{t}_{max(cfg.demo_counts)}demos_{i}_seed{s}" for t in cfg.bc_tasks for s in cfg.bc_long_seeds
-                    for i in ("prior", "scratch")] if cfg.bc_long_steps > 0 else [],
+        "bc_long": [f"{t}_{max(cfg.demo_counts)}demos_{i}_seed{s}" for t in _bc_long_tasks(cfg)
+                    for s in cfg.bc_long_seeds for i in ("prior", "scratch")] if cfg.bc_long_steps > 0 else [],
         "ppo": [f"{t}_{m}_seed{s}" for t in cfg.ppo_tasks for s in cfg.ppo_seeds for m in cfg.ppo_methods],
         "ablation": [f"{t}_hop_no_{a}_seed{s}" for t in cfg.ppo_tasks[:1] for s in cfg.ppo_seeds for a in cfg.ablations],
     }  # fmt: skip
@@ -262,6 +262,10 @@ def _zero_shot_lines(cfg: ExperimentConfig, res: Path) -> list[str]:
     return lines
 
 
+def _bc_long_tasks(cfg: ExperimentConfig) -> list[str]:
+    return cfg.bc_long_tasks if cfg.bc_long_tasks is not None else cfg.bc_tasks
+
+
 def _bc_long_section(cfg: ExperimentConfig, res: Path) -> list[str]:
     """The largest count's BC with ``bc_long_steps`` beside the ``bc_steps`` runs of the same seeds."""
     if cfg.bc_long_steps <= 0:
@@ -272,7 +276,7 @@ def _bc_long_section(cfg: ExperimentConfig, res: Path) -> list[str]:
              f"{cfg.bc_steps}-step rows: the same seeds' runs of section 2), training objects.", "",
              "| task | init | steps | success | reached | closest approach | stalled | held-out demo L1 |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for task in cfg.bc_tasks:
+    for task in _bc_long_tasks(cfg):
         for init in ("prior", "scratch"):
             for folder, steps in (("bc", cfg.bc_steps), ("bc_long", cfg.bc_long_steps)):
                 runs = _over_seeds(res / folder, f"{task}_{count}demos_{init}", "train", cfg.bc_long_seeds)

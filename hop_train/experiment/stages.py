@@ -329,11 +329,12 @@ def stage_bc_long(cfg: ExperimentConfig) -> dict:
         return {"runs": 0}
     prior = Path(stage_prior(cfg)["policy"])
     count = max(cfg.demo_counts)
-    for task in cfg.bc_tasks:
-        for seed in cfg.bc_long_seeds:
+    tasks = cfg.bc_long_tasks if cfg.bc_long_tasks is not None else cfg.bc_tasks
+    for seed in cfg.bc_long_seeds:  # seed by seed: a run cut short leaves whole comparisons
+        for task in tasks:
             for init in ("prior", "scratch"):
                 _bc_run(cfg, task, count, init, seed, prior if init == "prior" else None, cfg.bc_long_steps, "bc_long")
-    return {"runs": len(cfg.bc_tasks) * len(cfg.bc_long_seeds) * 2}
+    return {"runs": len(tasks) * len(cfg.bc_long_seeds) * 2}
 
 
 # ---------------------------------------------------------------- 3b. the control prior
