@@ -40,77 +40,30 @@ from pathlib import Path
 import numpy as np
 
 from hop_data import hoi, synth
-from hop_data.lifting import objects, testclips
+from hop_data.lifting import testclips
 from hop_data.report import FINGERTIP_KEYPOINTS, retarget_summary
-from hop_data.retarget.checks import RefusedInput, load_for_retargeting, measured_handedness
+from hop_data.retarget.checks import RefusedInput, load_for_retargeting
 from hop_data.retarget.engine import RetargetConfig, Retargeter
 from hop_data.retarget.keypoints import robot_keypoint_targets
+from hop_data.synth.real_hands import RealHandPose, photo_hand_poses, split_poses, with_real_hands
 from hop_robot.embodiment import spec
 
-_LANDMARKS = r"""
-import json, sys, numpy as np
-from PIL import Image
-from hop_data.lifting.hands import make_hand_backend
-backend = make_hand_backend("mediapipe")
-out = []
-for path in sys.argv[1:]:
-    for d in backend(np.asarray(Image.open(path).convert("RGB"))):
-        out.append({"photo": path, "side": d.side, "score": float(d.score), "metric": np.asarray(d.metric).tolist()})
-backend.close()
-print(json.dumps(out))
-"""
+def photo_hands() -> list[RealHandPose]:
+    """Every hand MediaPipe finds in the shared photos, made right-handed (``hop_data.synth.real_hands``)."""
+    return photo_hand_poses(sorted(testclips.SHARED_DATA.glob("*.jpg")))
 
 
-def photo_hands() -> list[dict]:
-    """Every hand MediaPipe finds in the shared photos: metric joints (21, 3),
-    made right-handed (left hands mirrored), with their flexion."""
-    from hop_data.lifting.api import lift_python, worker_env
-    from hop_data.lifting.contact import finger_flexion
-
-    photos = sorted(str(p) for p in testclips.SHARED_DATA.glob("*.jpg"))
-    run = subprocess.run([str(lift_python()), "-c", _LANDMARKS, *photos], capture_output=True, text=True, env=worker_env(), timeout=600)
-    if run.returncode != 0:
-        raise RuntimeError(f"MediaPipe on the photos failed: {run.stderr[-2000:]}")
-    hands = []
-    for h in json.loads(run.stdout.strip().splitlines()[-1]):
-        j = np.asarray(h["metric"], dtype=np.float64)
-        if h["side"] == "left":
-            j[:, 0] *= -1.0  # camera-aligned metric joints: mirror x
-        side, value, _ = measured_handedness(j[None])
-        if side != "right":  # the geometry must agree (after mirroring left hands)
-            continue
-        hands.append({"photo": Path(h["photo"]).name, "side": h["side"], "joints": j, "flexion": float(finger_flexion(j[None])[0])})
-    return hands
-
-
-def _local(joints: np.ndarray) -> np.ndarray:
-    """Joints (21, 3) in their own hand frame (origin wrist), scaled to 1 hand size."""
-    R, o = objects.hand_frame(joints[None])
-    return ((joints - o[0]) @ R[0]) / np.linalg.norm(joints[9] - joints[0])
-
-
-def real_motion(hands: list[dict], count: int, seed: int = 5) -> list[hoi.HOITrajectory]:
-    """Real hand poses carried along synthetic reach-grasp-lift-place paths."""
-    by_flex = sorted(hands, key=lambda h: h["flexion"])
-    open_poses, grasp_poses = by_flex[: max(1, len(by_flex) // 2)], by_flex[len(by_flex) // 2 :]
+def real_motion(hands: list[RealHandPose], count: int, seed: int = 5) -> list[hoi.HOITrajectory]:
+    """Real hand poses carried along synthetic reach-grasp-lift-place paths
+    (``with_real_hands``), with the contact the synthetic phases give."""
+    open_poses, grasp_poses = split_poses(hands)
     out = []
     for i in range(count):
         ep = synth.make_episode(synth.video_rng(seed, i), i, seed, hand_side="right")
-        t = ep.traj
-        j = t.hand_joints.astype(np.float64)
-        seen = np.isfinite(j).all(axis=(1, 2))
-        R, o = objects.hand_frame(np.where(seen[:, None, None], j, 0.0))
-        size = hoi.hand_size(j)
-        a = _local(open_poses[i % len(open_poses)]["joints"]) * size
-        b = _local(grasp_poses[i % len(grasp_poses)]["joints"]) * size
-        g0, g1 = ep.phases["grasp"]
-        r0, r1 = ep.phases["release"]
-        w = np.clip((t.times - g0) / max(g1 - g0, 1e-3), 0, 1) * (1 - np.clip((t.times - r0) / max(r1 - r0, 1e-3), 0, 1))
-        local = (1 - w)[:, None, None] * a + w[:, None, None] * b
-        new = o[:, None, :] + np.einsum("tij,tkj->tki", R, local)
-        new[~seen] = np.nan
-        contact = (t.times >= g0) & (t.times < r1)
-        out.append(replace(t, hand_joints=new.astype(np.float32), source=f"real-hands/{i}", contact=contact))
+        traj = with_real_hands(ep, open_poses[i % len(open_poses)], grasp_poses[i % len(grasp_poses)], source=f"real-hands/{i}")
+        t = ep.traj.times
+        contact = (t >= ep.phases["grasp"][0]) & (t < ep.phases["release"][1])
+        out.append(replace(traj, contact=contact))
     return out
 
 
@@ -281,7 +234,7 @@ def main() -> None:
     groups.append(group("synthetic videos", synthetic, retargeter, baseline, args.attempts, []))
     print(json.dumps({
         "bench": "retarget_real",
-        "photo_hands": [{"photo": h["photo"], "side": h["side"], "flexion_deg": round(h["flexion"], 1)} for h in hands],
+        "photo_hands": [{"photo": h.photo, "side": h.side, "flexion_deg": round(h.flexion, 1)} for h in hands],
         "groups": groups,
         "aims": {
             "real hand motion": "acceptance >= 80 %, fingertip median <= 10 mm (below the hand-only baseline), p95 <= 2.5x median",

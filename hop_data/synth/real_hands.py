@@ -38,10 +38,9 @@ from hop_data.lifting.objects import hand_frame
 
 from .episode import SynthVideo, make_episode, video_rng
 
-__all__ = ["RealHandPose", "photo_hand_poses", "with_real_hands", "real_hand_corpus", "PHOTO_SUFFIXES"]
+__all__ = ["RealHandPose", "photo_hand_poses", "split_poses", "with_real_hands", "real_hand_corpus", "PHOTO_SUFFIXES"]
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-MIN_SCORE = 0.5  # MediaPipe's handedness score under which a detection is not used
 
 _DETECT = r"""
 import json, sys, numpy as np
@@ -83,11 +82,13 @@ def photos_in(paths: list[str | os.PathLike]) -> list[Path]:
 
 
 def photo_hand_poses(photos: list[str | os.PathLike], timeout_s: float = 600.0) -> list[RealHandPose]:
-    """Every hand MediaPipe finds in ``photos`` (files or folders) with a
-    handedness score ≥ ``MIN_SCORE`` whose geometry, made right-handed, is a
-    right hand. Runs in the lifting environment (``hop_data.lifting.runtime``)."""
+    """Every hand MediaPipe finds in ``photos`` (files or folders) whose
+    geometry, made right-handed, is a right hand by retargeting's handedness
+    rule (``measured_handedness``). Runs in the lifting environment
+    (``hop_data.lifting.runtime``)."""
     from hop_data.lifting.contact import finger_flexion
     from hop_data.lifting.runtime import lift_python, worker_env
+    from hop_data.retarget.checks import measured_handedness
 
     files = photos_in(photos)
     if not files:
@@ -99,11 +100,11 @@ def photo_hand_poses(photos: list[str | os.PathLike], timeout_s: float = 600.0) 
     poses = []
     for h in json.loads(run.stdout.strip().splitlines()[-1]):
         j = np.asarray(h["metric"], dtype=np.float64)
-        if h["score"] < MIN_SCORE or not np.isfinite(j).all():
+        if not np.isfinite(j).all():
             continue
         if h["side"] == "left":
             j[:, 0] *= -1.0  # camera-aligned metric joints: a mirror in x makes it right-handed
-        if not hoi.chirality(j) > 0:  # the geometry must agree with the (mirrored) label
+        if measured_handedness(j[None])[0] != "right":  # the geometry must agree with the (mirrored) label
             continue
         poses.append(RealHandPose(Path(h["photo"]).name, h["side"], j, float(finger_flexion(j[None])[0])))
     return poses
@@ -135,17 +136,23 @@ def with_real_hands(video: SynthVideo, open_pose: RealHandPose, grasp_pose: Real
     return hoi.validate(replace(t, hand_joints=joints.astype(np.float32), source=source))
 
 
-def real_hand_corpus(out_dir: str | os.PathLike, videos: int, seed: int, poses: list[RealHandPose]) -> list[Path]:
-    """Write ``videos`` trajectories with real hand poses to ``out_dir`` as
-    ``real-<index:04d>.hoi.npz``; returns their paths. Half of the poses (the
-    least flexed) open the hand, the other half grasp."""
-    if videos < 0:
-        raise ValueError(f"videos must be >= 0, got {videos}")
-    if videos and not poses:
+def split_poses(poses: list[RealHandPose]) -> tuple[list[RealHandPose], list[RealHandPose]]:
+    """(open, grasping) poses: the less flexed half and the more flexed half
+    (ordered by flexion, then photo, so the order they come in does not matter)."""
+    if not poses:
         raise ValueError("no real hand poses to build videos from")
     by_flexion = sorted(poses, key=lambda p: (p.flexion, p.photo))
     half = max(1, len(by_flexion) // 2)
-    open_poses, grasp_poses = by_flexion[:half], by_flexion[half:] or by_flexion
+    return by_flexion[:half], by_flexion[half:] or by_flexion
+
+
+def real_hand_corpus(out_dir: str | os.PathLike, videos: int, seed: int, poses: list[RealHandPose]) -> list[Path]:
+    """Write ``videos`` trajectories with real hand poses to ``out_dir`` as
+    ``real-<index:04d>.hoi.npz``; returns their paths (``split_poses``: the
+    less flexed half open the hand, the other half grasp)."""
+    if videos < 0:
+        raise ValueError(f"videos must be >= 0, got {videos}")
+    open_poses, grasp_poses = split_poses(poses)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
