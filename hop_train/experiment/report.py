@@ -266,28 +266,41 @@ def _bc_long_tasks(cfg: ExperimentConfig) -> list[str]:
     return cfg.bc_long_tasks if cfg.bc_long_tasks is not None else cfg.bc_tasks
 
 
-def _bc_long_section(cfg: ExperimentConfig, res: Path) -> list[str]:
-    """The largest count's BC with ``bc_long_steps`` beside the ``bc_steps`` runs of the same seeds."""
+def _bc_long_section(cfg: ExperimentConfig, res: Path) -> dict:
+    """The largest count's BC with ``bc_long_steps`` beside the ``bc_steps`` runs
+    of the same seeds, and its verdicts (π_b vs scratch, training objects)."""
     if cfg.bc_long_steps <= 0:
-        return []
+        return {"lines": [], "verdicts": {}}
     count = max(cfg.demo_counts)
+    keys = {"success_rate": "success", "milestone_rate": "milestone", "reached_rate": "reached"}
     lines = [f"### Longer BC: {cfg.bc_long_steps} steps instead of {cfg.bc_steps}", "",
-             f"BC at {count} demonstrations again, {cfg.bc_long_steps} steps, seeds {cfg.bc_long_seeds} (the "
-             f"{cfg.bc_steps}-step rows: the same seeds' runs of section 2), training objects.", "",
-             "| task | init | steps | success | reached | closest approach | stalled | held-out demo L1 |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             f"BC at {count} demonstrations again with {cfg.bc_long_steps} steps (seeds {cfg.bc_long_seeds}); beside "
+             f"each, the {cfg.bc_steps}-step runs of section 2 with the same seeds.", "",
+             "| task | init | steps | seeds | " + " | ".join(keys.values()) + " | success, held-out objects "
+             "| closest approach | stalled | held-out demo L1 |", "|---" * (8 + len(keys)) + "|"]  # fmt: skip
+    verdicts: dict[str, list[str]] = defaultdict(list)
     for task in _bc_long_tasks(cfg):
+        run = lambda init: f"{task}_{count}demos_{init}"  # noqa: E731
+        seeds = [s for s in cfg.bc_long_seeds if all((res / "bc_long" / f"{run(i)}_seed{s}_train.json").exists()
+                                                     for i in ("prior", "scratch"))]  # fmt: skip
+        if not seeds:
+            continue
         for init in ("prior", "scratch"):
             for folder, steps in (("bc", cfg.bc_steps), ("bc_long", cfg.bc_long_steps)):
-                runs = _over_seeds(res / folder, f"{task}_{count}demos_{init}", "train", cfg.bc_long_seeds)
-                if not runs:
-                    continue
-                rates = [_pooled(runs, k) for k in ("success_rate", "reached_rate")]
-                lines.append(f"| {task} | {'π_b' if init == 'prior' else 'scratch'} | {steps} | "
+                runs = _over_seeds(res / folder, run(init), "train", seeds)
+                held = _over_seeds(res / folder, run(init), "heldout", seeds)
+                rates = [_pooled(runs, k) for k in keys] + [_pooled(held, "success_rate") if held else None]
+                lines.append(f"| {task} | {'π_b' if init == 'prior' else 'scratch'} | {steps} | {len(runs)} | "
                              + " | ".join("—" if r is None else _fmt(*r[:3], len(runs)) for r in rates)
                              + f" | {_fmt_cm(_closest(runs))} | {_fmt_rate(_pooled(runs, 'stalled_rate'))} | "
-                             f"{_fmt_l1(_val_l1(res / folder, f'{task}_{count}demos_{init}', cfg.bc_long_seeds))} |")  # fmt: skip
-    return lines + [""]
+                             f"{_fmt_l1(_val_l1(res / folder, run(init), seeds))} |")  # fmt: skip
+        long = {i: _over_seeds(res / "bc_long", run(i), "train", seeds) for i in ("prior", "scratch")}
+        for key, label in keys.items():
+            p, q = _pooled(long["prior"], key), _pooled(long["scratch"], key)
+            if p and q:
+                verdicts[label].append(f"{_verdict(p[2], q[2])} ({task}: π_b {p[0]:.0%} {_ci(p[2])} vs scratch "
+                                       f"{q[0]:.0%} {_ci(q[2])}, {len(seeds)} seed{'s' if len(seeds) > 1 else ''})")  # fmt: skip
+    return {"lines": lines + [""], "verdicts": verdicts}
 
 
 def _running_mean(pts: list[tuple[float, float]], k: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -454,7 +467,8 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
                 lines.append(f"\n![BC {label} vs demonstrations]({rel}/{name})")
     lines.append("")
     control = _control_section(cfg, res)
-    lines += control["lines"] + _bc_long_section(cfg, res)
+    bc_long = _bc_long_section(cfg, res)
+    lines += control["lines"] + bc_long["lines"]
 
     # ---------------------------------------------------------------- PPO
     lines.append("## 3. PPO from π_b vs. scratch PPO, DAPG, AMP (same sample budget)")
@@ -569,6 +583,9 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
                    f"{_tally(bc_claims['closest']) or 'not evaluated'}; π_b's mean return vs scratch's: {_tally(bc_claims['return'])} "
                    "(differences beyond twice the seeds' spread); offline, π_b's held-out demonstration L1 vs "
                    f"scratch's: {_tally(bc_claims['l1']) or 'not run'}"))  # fmt: skip
+    if bc_long["verdicts"]:
+        claims.append((f"The same claim with {cfg.bc_long_steps}-step BC at {max(cfg.demo_counts)} demonstrations "
+                       "(training objects)", "; ".join(f"{label}: {'; '.join(v)}" for label, v in bc_long["verdicts"].items())))  # fmt: skip
     claims.append(("Control: BC from π_b beats BC from the action-shuffled prior (the benefit is behaviour, not exposure)",
                    control["verdict"]))  # fmt: skip
     claims.append(("HOP PPO reaches scratch PPO's final success with ≤ ½ of the samples (paper: 2–5× sample efficiency)",
