@@ -249,9 +249,13 @@ def _actor_node(cluster) -> int | None:
 
 
 def lose_node(raylet: int) -> None:
-    """A node is lost: its raylet and every process it started are SIGKILLed at once."""
-    for pid in [raylet, *processes.descendants(raylet)]:
+    """A node is lost: its raylet and every process it started are SIGKILLed at
+    once; returns when they are dead (a kill returns before the process has
+    died, and a node read in between would still look alive)."""
+    pids = [raylet, *processes.descendants(raylet)]
+    for pid in pids:
         os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not any(processes.alive(pid) for pid in pids), 10, "the lost node's processes to die")
 
 
 def test_lost_nodes_actor_restarts_elsewhere_then_no_place_left_stops_the_run(videos, cluster, tmp_path):
@@ -266,7 +270,7 @@ def test_lost_nodes_actor_restarts_elsewhere_then_no_place_left_stops_the_run(vi
         first = wait_for(lambda: committed(store) and _actor_node(cluster), 120, "a first commit", alive=driver)
         lose_node(first)  # the node of the only actor: it restarts on the other node
         second = wait_for(lambda: _actor_node(cluster), 120, "the actor restarted on the other node", alive=driver)
-        assert second != first
+        assert second != first, "the lost node still runs the actor"
         done = len(committed(store))
         wait_for(lambda: len(committed(store)) > done, 120, "a commit by the restarted actor", alive=driver)
         assert len(committed(store)) < VIDEOS, "no work left to lose"
