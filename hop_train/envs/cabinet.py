@@ -71,6 +71,7 @@ class OpenCabinetVectorEnv(TaskVectorEnv):
         joint = model.joint("drawer_slide").id
         self._drawer_qpos = int(model.jnt_qposadr[joint])
         self._drawer_dof = int(model.jnt_dofadr[joint])
+        self._tips_to_axis = np.zeros((self.num_envs, 4))  # m, this step's fingertip distances to the handle's axis
         self._handle_cloud = self.cabinet.handle_surface(self.num_points)  # (P, 3) about the handle axis
         self.hold = np.zeros(self.num_envs, dtype=np.int64)
 
@@ -107,9 +108,9 @@ class OpenCabinetVectorEnv(TaskVectorEnv):
         return self._handle_cloud[None] + centre[:, None]
 
     def _reach_distance(self, obs) -> np.ndarray:
-        # to the bar's surface, from the hook: index, middle and ring (the thumb stays outside the bar)
-        d = segment_distance(obs.keypoints[:, TIP_SLOTS], *self._handle_segment(self._opening))
-        return d[:, :3].mean(axis=1) - self.cabinet.handle_radius
+        # to the bar's surface, from the hook: index, middle and ring (the thumb stays outside the bar);
+        # the distances ``_task_step`` measured this step
+        return self._tips_to_axis[:, :3].mean(axis=1) - self.cabinet.handle_radius
 
     def _task_step(self, obs):
         r = REWARD
@@ -117,6 +118,7 @@ class OpenCabinetVectorEnv(TaskVectorEnv):
         opening = self._opening
         a, b = self._handle_segment(opening)
         d = segment_distance(obs.keypoints[:, TIP_SLOTS], a, b)  # (N, 4): index, middle, ring, thumb
+        self._tips_to_axis = d
         eps = r["proximity_eps"]
         terms = {
             "proximity": r["proximity"] * (1.0 / (eps + d[:, :3])).sum(1) + r["thumb_proximity"] / (eps + d[:, 3]),
