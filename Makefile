@@ -14,7 +14,7 @@ STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 OUT    ?= out/demo
 export MUJOCO_GL ?= osmesa
 
-.PHONY: install sysdeps lift-env demo pretrain test test-signals bench clean
+.PHONY: install sysdeps lift-env demo pretrain test test-signals bench clean experiment experiment-long experiment-smoke
 
 install: $(STAMP)
 
@@ -92,6 +92,11 @@ test-signals: install
 experiment: install
 	$(BIN)/python -m hop_train.experiment run --config experiments/cpu.yaml
 	$(BIN)/python -m hop_train.experiment report --config experiments/cpu.yaml
+
+# The same protocol with longer BC (~4.5 h here): results/cpu-long/, docs/results-cpu-long.md.
+experiment-long: install
+	$(BIN)/python -m hop_train.experiment run --config experiments/cpu_long.yaml
+	$(BIN)/python -m hop_train.experiment report --config experiments/cpu_long.yaml
 
 # Every stage at toy size (checks the pipeline, not the numbers); part of make test.
 experiment-smoke: install

@@ -55,6 +55,9 @@ class ExperimentConfig:
     eval_envs: int = 4
     eval_episode_steps: int = 50
     threads: int = 0
+    # ---- how the run uses the machine
+    workers: int = 1  # BC units trained at once, each on one thread (2 on a 2-core machine: a unit's
+    #                   single-threaded parts, its start and evaluations, overlap the other's training)
 
     @property
     def work(self) -> Path:

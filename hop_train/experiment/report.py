@@ -330,9 +330,17 @@ def _samples_to_reach(returns: dict[str, list[tuple[float, float]]], task: str, 
             f"{task}): " + "; ".join(cells) + "."]  # fmt: skip
 
 
+def report_path(cfg: ExperimentConfig) -> Path:
+    """Where a scale's report goes by default: ``docs/results.md`` for ``cpu`` (``make experiment``),
+    ``docs/results-<scale>.md`` for the others; smoke's under its work dir (not committed)."""
+    if cfg.scale == "smoke":
+        return cfg.work / "results.md"
+    return Path("docs/results.md") if cfg.scale == "cpu" else Path(f"docs/results-{cfg.scale}.md")
+
+
 def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
     res = cfg.results
-    md_path = Path(out) if out else (Path("docs/results.md") if cfg.scale != "smoke" else cfg.work / "results.md")
+    md_path = Path(out) if out else report_path(cfg)
     img = md_path.parent / "img"
     rel = os.path.relpath(img, md_path.parent)
     lines: list[str] = [f"# Results: does pretraining on retargeted human videos help? (scale `{cfg.scale}`)", ""]

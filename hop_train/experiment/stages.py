@@ -23,10 +23,13 @@ to ``out/experiment/<scale>/``.
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable
 
@@ -301,6 +304,35 @@ def _bc_run(cfg: ExperimentConfig, task: str, count: int, init: str, seed: int, 
     _evaluate_unit(cfg, task, w / "policy.pt", res, name, log, splits)
 
 
+def _one_thread() -> None:
+    """A unit worker's start: its training subprocesses and its evaluations each take one thread."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _run_units(cfg: ExperimentConfig, units: list[tuple]) -> None:
+    """``_bc_run(cfg, *unit)`` for each unit, in order, ``cfg.workers`` at a
+    time (each in a worker process on one thread; one worker: here, as it
+    was). Units are independent and write their own files, so a run killed
+    part way keeps every finished one. The first failure stops the units not
+    yet started and is raised once the running ones end."""
+    if cfg.workers <= 1 or len(units) <= 1:
+        for unit in units:
+            _bc_run(cfg, *unit)
+        return
+    spawn = multiprocessing.get_context("spawn")  # no forked copy of this process's threads
+    with ProcessPoolExecutor(cfg.workers, mp_context=spawn, initializer=_one_thread) as pool:
+        futures = [pool.submit(_bc_run, cfg, *unit) for unit in units]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in done if f.exception() is not None]
+        if failed:
+            for f in futures:
+                f.cancel()
+            raise failed[0].exception()
+
+
 def _zero_shot(cfg: ExperimentConfig, tasks: list[str], prior: Path) -> None:
     """π_b on each task with no finetuning (``results/<scale>/prior/<task>_zero_shot_train.json``):
     what BC and HOP PPO start from."""
@@ -313,11 +345,9 @@ def stage_bc(cfg: ExperimentConfig) -> dict:
     _zero_shot(cfg, cfg.bc_tasks, prior)
     # Largest demonstration count first, π_b and scratch seed by seed: a run
     # stopped early leaves whole comparisons, not one side of each.
-    for count in sorted(cfg.demo_counts, reverse=True):
-        for task in cfg.bc_tasks:
-            for seed in cfg.seeds:
-                for init in ("prior", "scratch"):
-                    _bc_run(cfg, task, count, init, seed, prior if init == "prior" else None)
+    _run_units(cfg, [(task, count, init, seed, prior if init == "prior" else None)
+                     for count in sorted(cfg.demo_counts, reverse=True) for task in cfg.bc_tasks
+                     for seed in cfg.seeds for init in ("prior", "scratch")])  # fmt: skip
     return {"runs": len(cfg.bc_tasks) * len(cfg.demo_counts) * 2 * len(cfg.seeds)}
 
 
@@ -330,10 +360,9 @@ def stage_bc_long(cfg: ExperimentConfig) -> dict:
     prior = Path(stage_prior(cfg)["policy"])
     count = max(cfg.demo_counts)
     tasks = cfg.bc_long_tasks if cfg.bc_long_tasks is not None else cfg.bc_tasks
-    for seed in cfg.bc_long_seeds:  # seed by seed: a run cut short leaves whole comparisons
-        for task in tasks:
-            for init in ("prior", "scratch"):
-                _bc_run(cfg, task, count, init, seed, prior if init == "prior" else None, cfg.bc_long_steps, "bc_long")
+    # seed by seed: a run cut short leaves whole comparisons
+    _run_units(cfg, [(task, count, init, seed, prior if init == "prior" else None, cfg.bc_long_steps, "bc_long")
+                     for seed in cfg.bc_long_seeds for task in tasks for init in ("prior", "scratch")])  # fmt: skip
     return {"runs": len(tasks) * len(cfg.bc_long_seeds) * 2}
 
 
@@ -358,9 +387,7 @@ def stage_control(cfg: ExperimentConfig) -> dict:
                             **counts, "pretrain_steps": cfg.pretrain_steps, "policy": str(policy),
                             "prior_policy": prior["policy"], "wall_s": time.perf_counter() - t0})  # fmt: skip
     count = max(cfg.demo_counts)
-    for task in cfg.bc_tasks:
-        for seed in cfg.seeds:
-            _bc_run(cfg, task, count, "control", seed, policy)
+    _run_units(cfg, [(task, count, "control", seed, policy) for task in cfg.bc_tasks for seed in cfg.seeds])
     return json.loads(result.read_text())
 
 
