@@ -131,3 +131,19 @@ def test_a_prior_made_with_another_recipe_is_refused(tmp_path):
     with pytest.raises(ValueError, match="real_hand_videos: 0 recorded, 2 in the config"):
         stages.stage_prior(cfg)
     assert not cfg.work.exists()
+
+
+def test_a_failed_unit_stops_the_units_not_started_and_is_raised(tmp_path):
+    """Two workers (spawned processes) over six BC units whose demonstration
+    store is missing: the first failure is raised with the training log
+    named, the units not yet started are not run, and nothing is recorded."""
+    from hop_train.experiment import stages
+    from hop_train.experiment.config import ExperimentConfig
+
+    cfg = ExperimentConfig(results_dir=str(tmp_path / "results"), work_dir=str(tmp_path / "work"), workers=2)
+    units = [("OpenCabinet-v0", 2, "scratch", seed, None) for seed in range(6)]
+    with pytest.raises(RuntimeError, match=r"hop-train fit failed .*bc\.log"):
+        stages._run_units(cfg, units)
+    started = (cfg.work / "logs" / "bc.log").read_text().count("\n$ ")
+    assert 1 <= started < len(units)
+    assert not (cfg.results / "bc").exists()
