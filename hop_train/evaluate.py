@@ -15,8 +15,10 @@ restarts: the same actions as its windows, without recomputing them).
 Wilson interval, the task's milestone rate, the reached rate (the fingertips
 came within ``REACH_RADIUS`` of what the task must take) and the median
 closest approach, the stalled rate (the hand still for an unsuccessful
-episode's last ``STALL_S``: a policy that stopped acting) and the median palm
-path, mean return, episodes, per-object success, wall time.
+episode's last ``STALL_S``: a policy that stopped acting), the median command
+gap over the same last seconds (all episodes, and the stalled ones: ~0 where a
+policy commands where its joints already are) and the median palm path, mean
+return, episodes, per-object success, wall time.
 """
 
 from __future__ import annotations
@@ -143,6 +145,7 @@ class Episodes:
     closest: np.ndarray  # m, the fingertips' closest mean approach to what the task must take
     palm_path: np.ndarray  # m the palm travelled
     stalled: np.ndarray  # the hand stood still for the episode's last STALL_S without success
+    command_gap: np.ndarray  # rad, mean |target - joints| over the episode's last STALL_S (envs/base.py)
 
 
 def run_episodes(env, act: Callable, seed: int, progress: Any = None, frames: Callable | None = None) -> Episodes:
@@ -150,7 +153,7 @@ def run_episodes(env, act: Callable, seed: int, progress: Any = None, frames: Ca
     n = env.num_envs
     obs, _ = env.reset(seed=seed)
     res = Episodes(np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool), np.zeros(n), np.zeros(n, np.int64),
-                   np.full(n, np.inf), np.zeros(n), np.zeros(n, bool))  # fmt: skip
+                   np.full(n, np.inf), np.zeros(n), np.zeros(n, bool), np.full(n, np.nan))  # fmt: skip
     restarted = np.ones(n, dtype=bool)
     for _ in range(env.config.episode_steps):
         actions = act(obs, restarted)
@@ -168,6 +171,7 @@ def run_episodes(env, act: Callable, seed: int, progress: Any = None, frames: Ca
             res.closest[new] = final["episode_closest"][new]
             res.palm_path[new] = final["episode_palm_path"][new]
             res.stalled[new] = final["episode_stalled"][new]
+            res.command_gap[new] = final["episode_command_gap"][new]
             res.done |= ended
         restarted = ended
         if progress is not None:
@@ -245,6 +249,8 @@ def evaluate(
         "stalled_rate": float(res.stalled.mean()),
         "stall_s": STALL_S,
         "palm_path_median_m": float(np.median(res.palm_path)),
+        "command_gap_median_rad": float(np.median(res.command_gap)),
+        "stalled_command_gap_median_rad": float(np.median(res.command_gap[res.stalled])) if res.stalled.any() else None,
         "mean_return": float(res.returns.mean()),
         "mean_length": float(res.lengths.mean()),
         "per_object": {

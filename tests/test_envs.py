@@ -332,8 +332,9 @@ def test_state_dict_continues_step_for_step(task, options):
 
 def test_reach_stall_and_palm_path_are_measured_per_episode():
     """A hand held at home for the whole episode ends stalled, its palm path
-    about 0 and its closest approach no better than at the start; an arm
-    driven by sinusoidal targets is not stalled and travels."""
+    about 0, its closest approach no better than at the start and its command
+    gap about 0; an arm driven by sinusoidal targets is not stalled, travels,
+    and commands targets away from where its joints are."""
     from hop_train.envs.base import STALL_S
 
     steps = int(STALL_S * spec.CONTROL_HZ) + 20
@@ -350,4 +351,7 @@ def test_reach_stall_and_palm_path_are_measured_per_episode():
     assert final["episode_palm_path"][0] < 0.05 < 1.0 < final["episode_palm_path"][1]
     assert final["episode_closest"][0] <= start[0] + 1e-9
     assert final["episode_closest"][0] > 0.5 * start[0]  # the held hand never went near the object
+    # the held hand commands where its joints are; the moving arm's targets lead its joints
+    gap = final["episode_command_gap"]
+    assert gap[0] < 0.01 and gap[1] > max(0.02, 3 * gap[0])
     env.close()

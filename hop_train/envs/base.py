@@ -64,6 +64,10 @@ REACH_RADIUS = 0.03  # m
 # STALL_S of an episode that did not succeed: a policy that stopped acting.
 STILL_SPEED = 0.02  # m/s
 STALL_S = 5.0
+# Over the same last STALL_S, the mean distance (rad, over joints) between the
+# joint targets a policy commands and where the joints are when it commands
+# them: ~0 for a policy settled on a fixed point (it commands where it is), large
+# for a hand held back by contact or its own limits. It tells the two stalls apart.
 # The simulated robot's depth camera (its config is the one place for it), for cloud="camera".
 CAMERA_POSITION = np.asarray(SimRobotConfig().camera_position, dtype=np.float64)
 
@@ -143,6 +147,7 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
         self.closest = np.full(n, np.inf)  # the episode's smallest ``_reach_distance`` (m)
         self.palm_path = np.zeros(n)  # m the palm travelled this episode
         self.still_steps = np.zeros(n, dtype=np.int64)  # consecutive steps, up to now, below STILL_SPEED
+        self.command_gaps = np.zeros((n, int(STALL_S * spec.CONTROL_HZ)))  # ring of the last STALL_S's |target - q| (rad)
         self._palm = np.zeros((n, 3))
         self._force = np.zeros((n, 3))
         self._obs = None
@@ -228,6 +233,9 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
         targets = spec.SCALER.unscale(actions)
         if self.config.perturb:
             self._apply_perturbation()
+        if self._obs is not None:
+            ring = self.command_gaps
+            ring[np.arange(self.num_envs), self.steps % ring.shape[1]] = np.abs(targets - self._obs.qpos).mean(axis=1)
         obs = self.sim.step(targets)
         self._obs = obs
         self._last_action = actions
@@ -260,6 +268,8 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
                 "episode_closest": np.where(done, self.closest, np.inf),
                 "episode_palm_path": np.where(done, self.palm_path, 0.0),
                 "episode_stalled": done & ~self.successes & (self.still_steps >= STALL_S * spec.CONTROL_HZ),
+                "episode_command_gap": np.where(done, self.command_gaps.sum(axis=1)
+                                                / np.clip(self.steps, 1, self.command_gaps.shape[1]), np.nan),
             }
             info["final_obs"] = np.empty(self.num_envs, dtype=object)
             for i in ids:
@@ -359,6 +369,7 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
         self.closest[ids] = np.inf
         self.palm_path[ids] = 0.0
         self.still_steps[ids] = 0
+        self.command_gaps[ids] = 0.0
         self._palm[ids] = obs.keypoints[ids, PALM_SLOT]
         self._force[ids] = 0.0
         self._last_action[ids] = spec.SCALER.scale(q)

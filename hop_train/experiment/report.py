@@ -226,6 +226,13 @@ def _control_section(cfg: ExperimentConfig, res: Path) -> dict:
     return {"lines": lines, "verdict": verdict}
 
 
+def _stalled_gap(runs: list[dict]) -> str:
+    """The median over policies of the command gap in their stalled episodes
+    (``evaluate``; absent from summaries written before it), as a clause."""
+    gaps = [r["stalled_command_gap_median_rad"] for r in runs if r.get("stalled_command_gap_median_rad") is not None]
+    return f"; command gap when stalled {np.median(gaps):.3f} rad" if gaps else ""
+
+
 def _bc_overview(cfg: ExperimentConfig, res: Path) -> list[str]:
     """One line per task and BC init, pooled over demonstration counts and
     seeds (training objects): what its policies do in closed loop, where
@@ -243,8 +250,11 @@ def _bc_overview(cfg: ExperimentConfig, res: Path) -> list[str]:
             closest = np.median([r["closest_median_m"] for r in runs])
             lines.append(f"- {task}, BC {name}: {len(runs)} policies, {n} episodes: success {share['success_rate']:.0%}, "
                          f"reached {share['reached_rate']:.0%}, hand stalled at the end {share['stalled_rate']:.0%}; "
-                         f"median closest approach {100 * closest:.1f} cm.")  # fmt: skip
+                         f"median closest approach {100 * closest:.1f} cm{_stalled_gap(runs)}.")  # fmt: skip
     if lines:
+        lines.append("(The command gap: the mean distance between the joint targets a policy commands and its joints, "
+                     f"over an episode's last {STALL_S:g} s. Near 0, a still hand commands where it already is: "
+                     "the policy sits on a fixed point. Large, something holds the hand back.)")  # fmt: skip
         lines.insert(0, "What the BC policies do in closed loop on the training objects, pooled over demonstration "
                         "counts and seeds (from the same evaluation files):")  # fmt: skip
     return lines
@@ -258,7 +268,7 @@ def _zero_shot_lines(cfg: ExperimentConfig, res: Path) -> list[str]:
         if r:
             lines.append(f"- {task}, π_b with no finetuning ({r['episodes']} episodes): success {r['success_rate']:.0%}, "
                          f"reached {r['reached_rate']:.0%}, hand stalled at the end {r['stalled_rate']:.0%}; "
-                         f"median closest approach {100 * r['closest_median_m']:.1f} cm.")  # fmt: skip
+                         f"median closest approach {100 * r['closest_median_m']:.1f} cm{_stalled_gap([r])}.")  # fmt: skip
     return lines
 
 
@@ -279,6 +289,7 @@ def _bc_long_section(cfg: ExperimentConfig, res: Path) -> dict:
              "| task | init | steps | seeds | " + " | ".join(keys.values()) + " | success, held-out objects "
              "| closest approach | stalled | held-out demo L1 |", "|---" * (8 + len(keys)) + "|"]  # fmt: skip
     verdicts: dict[str, list[str]] = defaultdict(list)
+    per_seed: list[str] = []
     for task in _bc_long_tasks(cfg):
         run = lambda init: f"{task}_{count}demos_{init}"  # noqa: E731
         seeds = [s for s in cfg.bc_long_seeds if all((res / "bc_long" / f"{run(i)}_seed{s}_train.json").exists()
@@ -294,12 +305,23 @@ def _bc_long_section(cfg: ExperimentConfig, res: Path) -> dict:
                              + " | ".join("—" if r is None else _fmt(*r[:3], len(runs)) for r in rates)
                              + f" | {_fmt_cm(_closest(runs))} | {_fmt_rate(_pooled(runs, 'stalled_rate'))} | "
                              f"{_fmt_l1(_val_l1(res / folder, run(init), seeds))} |")  # fmt: skip
+        per_seed += [f"| {task} | {seed} | {'π_b' if init == 'prior' else 'scratch'} | "
+                     + " | ".join(f"{r[k]:.0%}" for k in keys) + f" | {100 * r['closest_median_m']:.1f} cm "
+                     f"| {r['stalled_rate']:.0%} | " + (f"{r['stalled_command_gap_median_rad']:.3f} rad |"
+                                                          if r.get("stalled_command_gap_median_rad") is not None else "— |")
+                     for seed in seeds for init in ("prior", "scratch")
+                     for r in [read_json(res / "bc_long" / f"{run(init)}_seed{seed}_train.json")]]  # fmt: skip
         long = {i: _over_seeds(res / "bc_long", run(i), "train", seeds) for i in ("prior", "scratch")}
         for key, label in keys.items():
             p, q = _pooled(long["prior"], key), _pooled(long["scratch"], key)
             if p and q:
                 verdicts[label].append(f"{_verdict(p[2], q[2])} ({task}: π_b {p[0]:.0%} {_ci(p[2])} vs scratch "
                                        f"{q[0]:.0%} {_ci(q[2])}, {len(seeds)} seed{'s' if len(seeds) > 1 else ''})")  # fmt: skip
+    if per_seed:
+        lines += ["", f"Seed by seed ({cfg.bc_long_steps} steps, training objects): the spread between seeds is the "
+                      "pooled intervals' blind spot.", "",
+                  "| task | seed | init | " + " | ".join(keys.values()) + " | closest approach | stalled "
+                  "| command gap when stalled |", "|---" * (6 + len(keys)) + "|", *per_seed]  # fmt: skip
     return {"lines": lines + [""], "verdicts": verdicts}
 
 
