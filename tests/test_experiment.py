@@ -147,3 +147,20 @@ def test_a_failed_unit_stops_the_units_not_started_and_is_raised(tmp_path):
     started = (cfg.work / "logs" / "bc.log").read_text().count("\n$ ")
     assert 1 <= started < len(units)
     assert not (cfg.results / "bc").exists()
+
+
+def test_stage_markers_add_up_runs_and_keep_the_first_pass(tmp_path, monkeypatch):
+    """A stage run three times: the total adds every run, ``runs_s`` lists them, and
+    a marker from before runs were listed keeps what it had added up as its first."""
+    from hop_train.experiment import stages
+    from hop_train.experiment.config import ExperimentConfig
+
+    cfg = ExperimentConfig(results_dir=str(tmp_path), work_dir=str(tmp_path))
+    clock = iter([0.0, 2.0, 10.0, 13.0])
+    monkeypatch.setattr(stages, "STAGES", {"x": lambda c: {}})
+    monkeypatch.setattr(stages.time, "perf_counter", lambda: next(clock))
+    stages.write_json(cfg.results / "stages" / "x.json", {"stage": "x", "wall_s_last_run": 5.0, "wall_s_total": 7.0})
+    for _ in range(2):
+        stages.run_stages(cfg, progress=lambda message: None)
+    marker = stages.read_json(cfg.results / "stages" / "x.json")
+    assert marker["runs_s"] == [7.0, 2.0, 3.0] and marker["wall_s_total"] == 12.0 and marker["wall_s_last_run"] == 3.0

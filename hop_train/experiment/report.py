@@ -373,6 +373,8 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
     stages = {p.stem: read_json(p) for p in sorted((res / "stages").glob("*.json"))}
     spent = {k: v.get("wall_s_total", v["wall_s_last_run"]) for k, v in stages.items() if v}
     wall = sum(spent.values())
+    first = [v["runs_s"][0] for v in stages.values() if v and v.get("runs_s")]
+    first_pass = (f" Their first recorded pass (before later resumptions and re-evaluations) took {sum(first) / 60:.1f} min." if len(first) == len(spent) else "")
     lines += [
         "## Setup",
         f"- Hardware: {machine.get('cpus', '?')} CPU cores, {machine.get('gpus', 0)} GPU, {machine.get('platform', '?')}; "
@@ -380,7 +382,8 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
         f"- Seeds: BC {cfg.seeds}, PPO {cfg.ppo_seeds}. Policy: width {cfg.width}, {cfg.num_layers} layers, {cfg.num_heads} heads, context 16, 100 points.",
         f"- Wall time of the stages: {wall / 60:.1f} min (" + ", ".join(f"{k} {v / 60:.1f}" for k, v in spent.items())
         + "): each stage's runs added up (resumed after a kill, or run again to redo stale evaluations); a stage "
-        "marker written before the run files counted runs holds only that stage's last run, so this can undercount.",
+        "marker written before the run files counted runs holds only that stage's last run, so this can undercount."
+        + first_pass,
         "- Units finished (a unit: one training run and its evaluations): " + _units(cfg, res)
         + " (rows below come from the finished units; `make experiment` runs the rest).",
         f"- Evaluation: {cfg.eval_envs} episodes per policy and object set, {cfg.eval_episode_steps}-step episodes, "

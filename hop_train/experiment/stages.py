@@ -120,7 +120,7 @@ def _evaluate(cfg: ExperimentConfig, task: str, policy: Path, out: Path, log: Pa
 
 #: What a current evaluation summary holds: a unit whose summaries lack one
 #: (written by an older ``evaluate``) is evaluated again, not retrained.
-EVALUATION_KEYS = ("success_rate", "milestone_rate", "reached_rate", "stalled_rate")
+EVALUATION_KEYS = ("success_rate", "milestone_rate", "reached_rate", "stalled_rate", "command_gap_median_rad")
 
 
 def _evaluate_unit(cfg: ExperimentConfig, task: str, policy: Path, res: Path, name: str, log: Path, splits: list[str]) -> None:
@@ -495,5 +495,9 @@ def run_stages(cfg: ExperimentConfig, stages: list[str] | None = None, progress:
         marker = cfg.results / "stages" / f"{name}.json"
         before = read_json(marker) or {}
         total = before.get("wall_s_total", before.get("wall_s_last_run", 0.0)) + wall
-        write_json(marker, {"stage": name, "wall_s_last_run": wall, "wall_s_total": total})
+        # each run of the stage: the first (for a marker from before runs were listed, what it had added up), then
+        # resumptions and re-evaluations
+        runs = before.get("runs_s", [before["wall_s_total"] if "wall_s_total" in before else before["wall_s_last_run"]]
+                          if before else []) + [wall]  # fmt: skip
+        write_json(marker, {"stage": name, "wall_s_last_run": wall, "wall_s_total": total, "runs_s": runs})
         progress(f"[experiment {cfg.scale}] stage {name} done in {wall:.0f} s")
