@@ -12,7 +12,7 @@ import pytest
 
 from hop_data import hoi
 from hop_data.cli import main as hop_data_main
-from hop_data.lifting import api, camera, hand_shape, objects, smooth, tracking
+from hop_data.lifting import api, camera, hand_choice, hand_shape, objects, segments, smooth, tracking
 from hop_data.lifting.hands import HandBackendUnavailable, HandObservation, HamerHands, make_hand_backend
 from hop_robot.geometry import quat_to_matrix
 
@@ -145,7 +145,7 @@ def test_identity_is_kept_across_a_handedness_label_flip():
     tracks = tracking.track_detections(dets, 30.0)
     hands = tracking.stitch(tracks, 30.0)
     assert len(hands) == 2
-    entries, side, facts = api.follow_hand(tracks, T, 30.0, "auto")
+    entries, side, facts = hand_choice.follow_hand(tracks, T, 30.0, "auto")
     assert side == "right"  # measured, not the labels
     followed = [None if e is None else e.obs for e in entries]
     for t in range(T):
@@ -154,7 +154,7 @@ def test_identity_is_kept_across_a_handedness_label_flip():
         else:  # always the reaching hand (its landmarks), never the resting one
             np.testing.assert_allclose(followed[t].image_xy, reach[t].image_xy)
     # --side picks the interacting hand of that measured side
-    entries_left, side_left, _ = api.follow_hand(tracks, T, 30.0, "left")
+    entries_left, side_left, _ = hand_choice.follow_hand(tracks, T, 30.0, "left")
     assert side_left == "left" and all(np.allclose(e.obs.image_xy, rest[t].image_xy) for t, e in enumerate(entries_left))
     # the flipped frames are given the followed hand's geometry back
     m = tracking.consistent_metric(followed[25], "right")
@@ -166,7 +166,7 @@ def test_identity_is_kept_across_a_handedness_label_flip():
     assert np.nanmedian(err) < 0.005 and np.isfinite(err).all()
     assert (traj.hand_provenance[[33, 34]] == hoi.INTERPOLATED).all() and stats["provenance"]["observed"] == pytest.approx(58 / 60, abs=1e-3)
     with pytest.raises(api.NoHandError, match="no right hand is followed"):
-        api.follow_hand(tracking.track_detections([[rest[t]] for t in range(T)], 30.0), T, 30.0, "right")
+        hand_choice.follow_hand(tracking.track_detections([[rest[t]] for t in range(T)], 30.0), T, 30.0, "right")
 
 
 # ---------------------------------------------------------------- the hand that lifts
@@ -201,7 +201,7 @@ def test_the_hand_that_lifts_is_followed():
             tr.went_with = {t: (t - 10, score) for t in range(10, T, 3)}
 
     give(0.5, 0.5)
-    entries, side, facts = api.follow_hand(tracks, T, fps, "auto", None, K, api.LiftOptions())
+    entries, side, facts = hand_choice.follow_hand(tracks, T, fps, "auto", None, K, api.LiftOptions(), api.lift_observations)
     assert side == "left" and np.allclose(entries[60].obs.image_xy, b[60].image_xy)
     lifts = {h["side"]: h for h in facts["hand_lifts"]}
     assert lifts["left"]["followed"] and 9.0 < lifts["left"]["rise_cm"] < 11.0 and lifts["right"]["rise_cm"] < 1.0
@@ -209,17 +209,18 @@ def test_the_hand_that_lifts_is_followed():
     by_side = {h.side: h for h in hands}
 
     def chosen(side: str = "auto") -> str:
-        got = tracking.choose_hand(hands, side, None, api.hand_lifts(hands, T, fps, K, api.LiftOptions(), 60), 60)
+        lifts = hand_choice.hand_lifts(hands, T, fps, K, api.LiftOptions(), 60, api.lift_observations)
+        got = tracking.choose_hand(hands, side, None, lifts, 60)
         return "lifter" if got is by_side["left"] else "slider"
 
     assert chosen() == "lifter" and chosen("right") == "slider"  # --side overrides
     give(0.5, -0.4)
     assert chosen() == "slider"  # the rising hand's object stayed behind: raised empty
     give(0.0, 0.0)
-    assert api.hand_lifts(hands, T, fps, K, api.LiftOptions(), 60) == {} or chosen() == "slider"
+    assert hand_choice.hand_lifts(hands, T, fps, K, api.LiftOptions(), 60, api.lift_observations) == {} or chosen() == "slider"
     for tr in tracks:
         tr.went_with = {}
-    entries, _, facts = api.follow_hand(tracks, T, fps, "auto", None, K, api.LiftOptions())
+    entries, _, facts = hand_choice.follow_hand(tracks, T, fps, "auto", None, K, api.LiftOptions(), api.lift_observations)
     assert facts["hand_lifts"] == [] and np.allclose(entries[60].obs.image_xy, a[60].image_xy)  # no image evidence: as before
 
 
@@ -403,7 +404,7 @@ def test_segments_are_cut_at_an_unbridgeable_gap():
     obs[100] = obs[101] = None  # short: bridged inside its segment
     opts = api.LiftOptions()
     traj, stats = api.lift_observations(obs, 30.0, K, "right", "video/cut", opts)
-    pieces = api.cut_segments(traj, opts)
+    pieces = segments.cut_segments(traj, opts)
     assert [(p.start, p.stop) for p in pieces] == [(0, 70), (86, 150), (160, 180)]
     kept = [p for p in pieces if p.traj is not None]
     assert [p.traj.source for p in kept] == ["video/cut/frames_0-69", "video/cut/frames_86-149"]
@@ -417,9 +418,9 @@ def test_segments_are_cut_at_an_unbridgeable_gap():
     assert (traj.hand_provenance[70:86] == hoi.UNSEEN).all()
     # the whole video as one piece keeps the video's own source
     whole, _ = api.lift_observations(_observations(joints[:90]), 30.0, K, "right", "video/one", opts)
-    (piece,) = api.cut_segments(whole, opts)
+    (piece,) = segments.cut_segments(whole, opts)
     assert piece.traj.source == "video/one" and (piece.start, piece.stop) == (0, 90)
     # a piece where the hand idles is dropped
     still, _ = api.lift_observations(_observations(np.repeat(joints[:1], 90, 0)), 30.0, K, "right", "video/idle", opts)
-    (piece,) = api.cut_segments(still, opts)
+    (piece,) = segments.cut_segments(still, opts)
     assert piece.traj is None and "no interaction" in piece.reason

@@ -216,7 +216,7 @@ def test_crop_redetection_recovers_a_hand_the_whole_frame_detector_misses():
 CARRY_CODE = r"""
 import json, numpy as np
 from hop_data import hoi
-from hop_data.lifting import api, camera, testclips, tracking
+from hop_data.lifting import api, camera, hand_choice, testclips, tracking
 clip = testclips.carry_clip()
 K = camera.Intrinsics(*clip.intrinsics)
 tracker = tracking.HandTracker(clip.fps, recover=None, carry=True)
@@ -224,7 +224,7 @@ for t, (frame, dets) in enumerate(zip(clip.frames, clip.detections)):
     tracker.step(t, dets, frame)
 tracks = tracker.finish()
 T = len(clip.frames)
-entries, side, _ = api.follow_hand(tracks, T, clip.fps)
+entries, side, _ = hand_choice.follow_hand(tracks, T, clip.fps)
 traj, stats = api.lift_observations(entries, clip.fps, K, side, "video/carry", api.LiftOptions())
 err = np.linalg.norm(traj.hand_joints.astype(np.float64) - clip.joints, axis=-1)  # (T, 21)
 h = clip.hidden_from

@@ -8,12 +8,12 @@ Pipeline per video (docs/lifting.md has the reasoning and the figures):
 1. Frames are decoded (OpenCV) and every hand is found in each (``hands``:
    MediaPipe by default, HaMeR where installed): 21 image landmarks plus 21
    metric, hand-centred landmarks.
-2. One hand is followed: the annotated acting hand (100DOH annotations: its
-   side, and its box in annotated frames), else the requested side (default
-   ``auto``: the right hand, or the left one if the video shows no right
-   hand). Between frames the detection nearest to the last one is kept, so a
-   second hand of the same side or a flipped handedness label do not make
-   the track jump.
+2. One hand is followed (``hand_choice``): the annotated acting hand (100DOH
+   annotations: its side, and its box in annotated frames), else the
+   requested side (default ``auto``: the right hand, or the left one if the
+   video shows no right hand). Between frames the detection nearest to the
+   last one is kept, so a second hand of the same side or a flipped
+   handedness label do not make the track jump.
 3. One geometry per hand (``hand_shape``): each frame's metric hand as given
    or reflected in depth, chosen for the whole video (no flip between
    frames; frames still of the other hand dropped), one palm fitted rigidly.
@@ -26,8 +26,10 @@ Pipeline per video (docs/lifting.md has the reasoning and the figures):
    the camera's down axis (0, 1, 0) (a level camera).
 5. The object: an anchored proxy (``objects.anchored_object``) with contact
    from the annotations or from the grip.
-6. The result is written as ``<out>/<stem>.hoi.npz`` (validated by
-   ``hop_data.hoi.save``) with a ``<stem>.lift.json`` sidecar of diagnostics.
+6. The video is cut into interaction segments (``segments``). The result is
+   written as ``<out>/<stem>.hoi.npz`` (validated by ``hop_data.hoi.save``;
+   one file per segment when it is not the whole video) with a
+   ``<stem>.lift.json`` sidecar of diagnostics.
 
 ``lift_video`` runs in-process where MediaPipe is importable (the lifting
 environment, e.g. a Ray task with the lifting runtime_env); elsewhere (the
@@ -56,10 +58,12 @@ import numpy as np
 from hop_data import hoi
 from hop_data.inputs import VIDEO_SUFFIXES
 
-from . import camera, hand_choice, hand_shape, objects, smooth, tracking
+from . import camera, hand_shape, objects, smooth, tracking
 from . import contact as scene_contact
+from .hand_choice import annotated_side_and_boxes, follow_hand
 from .hands import HandBackendUnavailable, HandObservation
 from .options import LiftOptions
+from .segments import LiftedSegment, cut_segments
 
 # The lifting environment (its interpreter, the worker's command line, the
 # video inputs) lives in runtime.py; its names are this module's too.
@@ -126,87 +130,6 @@ class LiftReport:
                 + (f"; dropped: {drop}" if drop else "")
             )
         return f"{self.video}: skipped ({self.status}): {self.reason}"
-
-
-# ================================================================ the hand to follow
-def annotated_side_and_boxes(annotations: object, side: str, T: int) -> tuple[str, dict[int, np.ndarray], np.ndarray | None, float | None]:
-    """From 100DOH annotations: (acting side, frame -> the acting hand's box,
-    contact mask or None, median object box size px or None)."""
-    side = annotations.acting_side() or side  # type: ignore[attr-defined]
-    boxes: dict[int, np.ndarray] = {}
-    sizes = []
-    for k in annotations.frames:  # type: ignore[attr-defined]
-        hand = annotations.acting_hand(k, None if side == "auto" else side)  # type: ignore[attr-defined]
-        if hand is not None and 0 <= k < T:
-            boxes[k] = np.asarray(hand.box, dtype=np.float64)
-            obox = annotations.object_box(k, None if side == "auto" else side)  # type: ignore[attr-defined]
-            if obox is not None:
-                sizes.append(max(obox[2] - obox[0], obox[3] - obox[1]))
-    contact = annotations.contact_mask(T, None if side == "auto" else side)  # type: ignore[attr-defined]
-    if contact is not None and not contact.any():
-        contact = None  # never holding a portable object: fall back to the grip
-    return side, boxes, contact, (float(np.median(sizes)) if sizes else None)
-
-
-def hand_lifts(
-    hands: list[tracking.Hand], T: int, fps: float, intrinsics: camera.Intrinsics, options: LiftOptions, min_frames: int
-) -> dict[int, hand_choice.Lift]:
-    """id(hand) -> its clearest lift (``hand_choice``), for the hands present at
-    least ``min_frames`` (each lifted in 3D as it would be followed: its
-    contact from its fingers, the gravity the lift would record)."""
-    out: dict[int, hand_choice.Lift] = {}
-    for h in hands:
-        went = h.went_with()
-        if len(h.entries) < min_frames or not went:
-            continue
-        try:
-            traj, _ = lift_observations([h.entries.get(t) for t in range(T)], fps, intrinsics, h.side, "", options)
-        except (LiftError, ValueError):
-            continue
-        report = scene_contact.contact_phases(traj.hand_joints, fps)
-        from . import gravity
-
-        down = gravity.video_gravity(traj.hand_joints, report.contact, fps, options.camera_pitch, grasp_seen=report.how == "grip")
-        out[id(h)] = hand_choice.clearest_lift(traj.hand_joints, down.gravity, report.contact, went)
-    return out
-
-
-def follow_hand(
-    tracks: list[tracking.Track], T: int, fps: float, side: str = "auto", boxes: dict[int, np.ndarray] | None = None,
-    intrinsics: camera.Intrinsics | None = None, options: LiftOptions | None = None,
-) -> tuple[list[tracking.Entry | None], str, dict]:
-    """Tracks -> (per-frame entries of the hand to follow, its side, facts).
-    ``side`` auto: the interacting hand, its side measured from the joints'
-    chirality; right / left: the interacting hand of that measured side.
-    With ``intrinsics``, a hand that clearly lifts something is preferred
-    (``hand_choice``; each hand present for the retargeting rule's minimum
-    duration is lifted in 3D to tell). Annotated boxes choose the hand they
-    overlap (its side the annotated one)."""
-    hands = tracking.stitch(tracks, fps)
-    min_frames = int(math.ceil(hoi.RETARGET_RULE.min_duration_s * fps))
-    lifts = {}
-    if intrinsics is not None and not boxes and len(hands) > 1:
-        lifts = hand_lifts(hands, T, fps, intrinsics, (options or LiftOptions()).validated(), min_frames)
-    hand = tracking.choose_hand(hands, side, boxes, lifts, min_frames)
-    if hand is None:
-        if not hands:
-            raise NoHandError("", "no hand is seen")
-        seen = ", ".join(sorted({h.side for h in hands}))
-        raise NoHandError("", f"no {side} hand is followed (hands seen: {seen})")
-    chosen_side = hand.side if side == "auto" else side
-    entries: list[tracking.Entry | None] = [hand.entries.get(t) for t in range(T)]
-    facts = {
-        "hands_tracked": len(hands),
-        "tracks": len(tracks),
-        "followed_tracks": [tr.id for tr in hand.tracks],
-        "followed_chirality": round(hand.chirality, 3),
-        "hand_scores": [round(h.score, 2) for h in sorted(hands, key=lambda h: -h.score)],
-        "hand_lifts": [
-            {"side": h.side, "present_frames": len(h.entries), "score": round(h.score, 2), "followed": h is hand, **lifts[id(h)].summary()}
-            for h in hands if id(h) in lifts
-        ],  # fmt: skip
-    }
-    return entries, chosen_side, facts
 
 
 # ================================================================ core
@@ -346,132 +269,6 @@ def lift_observations(
     return traj, stats
 
 
-@dataclass
-class LiftedSegment:
-    """One piece of a lifted video: frames [start, stop) and, when written, its trajectory."""
-
-    start: int
-    stop: int
-    traj: hoi.HOITrajectory | None = None
-    reason: str = ""  # why it was dropped (empty when kept)
-
-    def as_dict(self, fps: float) -> dict:
-        d = {"frames": [self.start, self.stop - 1], "seconds": round((self.stop - self.start) / fps, 3)}
-        if self.reason:
-            d["reason"] = self.reason
-        return d
-
-
-def _interaction(traj: hoi.HOITrajectory, contact: np.ndarray | None) -> str | None:
-    """How a piece shows interaction (None: the hand idles): carried frames,
-    annotated contact, a grip that changes (the thumb-to-fingers aperture
-    ranges over at least a quarter of a hand size), or motion (the wrist
-    travels at least one hand size)."""
-    prov = hoi.provenance(traj)
-    if (prov == hoi.CARRIED).any():
-        return "carried"
-    if contact is not None and contact.any():
-        return "annotated contact"
-    j = traj.hand_joints.astype(np.float64)
-    seen = hoi.hand_seen(j)
-    size = hoi.hand_size(j[seen])
-    ratio = objects.grip_aperture(j[seen]) / size
-    if np.percentile(ratio, 95) - np.percentile(ratio, 5) >= 0.25:
-        return "grip"
-    w = j[seen, 0]
-    if np.linalg.norm(np.diff(w, axis=0), axis=1).sum() >= size:
-        return "motion"
-    return None
-
-
-def _shorten(segments: list[hoi.Segment], traj: hoi.HOITrajectory, max_s: float | None, rule: hoi.GapRule) -> list[hoi.Segment]:
-    """Split usable pieces longer than ``max_s`` where the hand is slow and
-    low (a pause between actions, near the table: retargeting puts the
-    object's first pose on its table), never into pieces shorter than the rule's
-    minimum: retargeting judges every step of a file, so one bad moment
-    costs a long file whole, while short pieces cost only themselves."""
-    if not max_s:
-        return segments
-    fps = traj.fps
-    wrist = traj.hand_joints[:, 0].astype(np.float64)
-    speed = np.linalg.norm(np.gradient(wrist, axis=0), axis=1) * fps
-    height = -(wrist @ traj.gravity.astype(np.float64))  # up, along -gravity
-    min_n = rule.min_frames(fps)
-    out: list[hoi.Segment] = []
-    todo = list(segments)
-    while todo:
-        seg = todo.pop(0)
-        n = seg.stop - seg.start
-        if not seg.usable or n <= max_s * fps or n < 2 * min_n:
-            out.append(seg)
-            continue
-        # the cut: a slow, low frame between min_n from either end, favouring the middle — a piece
-        # should start as a hand at rest near the table does (retargeting sets the object down there)
-        lo, hi = seg.start + min_n, seg.stop - min_n
-        ks = np.arange(lo, hi + 1)
-        low = height[ks] - np.nanmin(height[seg.start : seg.stop])
-        v = np.where(np.isfinite(speed[ks]), speed[ks] + 5.0 * low, np.inf) + 0.05 * np.abs(ks - (seg.start + seg.stop) / 2) / fps
-        k = int(ks[int(np.argmin(v))])
-        todo[:0] = [hoi.Segment(seg.start, k, True), hoi.Segment(k, seg.stop, True)]
-    return out
-
-
-def cut_segments(
-    traj: hoi.HOITrajectory,
-    options: LiftOptions,
-    contact: np.ndarray | None = None,
-    object_box_px: float | None = None,
-    intrinsics: camera.Intrinsics | None = None,
-    rule: hoi.GapRule = hoi.RETARGET_RULE,
-) -> list[LiftedSegment]:
-    """A whole-video trajectory -> its pieces (``hoi.split_segments``: cut at
-    every gap the rule cannot bridge and at every jump; pieces longer than
-    ``options.max_segment_s`` split where the hand is slowest). A piece long enough
-    and with interaction gets its own trajectory (its object proxy made from
-    its own frames; source ``<source>/frames_<first>-<last>``, or the video's
-    source when the piece is the whole video), checked with ``hoi.prepare``
-    (what retargeting runs); the others carry the reason they were dropped."""
-    T = traj.num_frames
-    out: list[LiftedSegment] = []
-    prov_all = hoi.provenance(traj)
-    for seg in _shorten(hoi.split_segments(traj.hand_joints, traj.fps, rule), traj, options.max_segment_s, rule):
-        piece = LiftedSegment(seg.start, seg.stop)
-        out.append(piece)
-        if not seg.usable:
-            piece.reason = seg.reason
-            continue
-        sl = slice(seg.start, seg.stop)
-        joints = traj.hand_joints[sl].astype(np.float64)
-        prov = prov_all[sl].copy()
-        carried = prov == hoi.CARRIED
-        c = None if contact is None else contact[sl]
-        if c is not None and not c.any():
-            c = None
-        diameter = None
-        if object_box_px is not None and intrinsics is not None:
-            diameter = object_box_px * float(np.nanmedian(joints[..., 2])) / intrinsics.fx
-        if c is None:
-            c = objects.contact_from_grip(joints, traj.fps) | carried
-        proxy = objects.anchored_object(joints, traj.fps, contact=c, diameter=diameter, shape=options.object_shape)
-        whole = seg.start == 0 and seg.stop == T
-        seg_traj = hoi.HOITrajectory(
-            hand_joints=joints.astype(np.float32), object_pose=proxy.pose, object_points=proxy.points, fps=traj.fps,
-            gravity=traj.gravity, hand_side=traj.hand_side,
-            source=traj.source if whole else f"{traj.source}/frames_{seg.start}-{seg.stop - 1}", hand_provenance=prov,
-        )  # fmt: skip
-        why = _interaction(seg_traj, None if contact is None else contact[sl])
-        if why is None:
-            piece.reason = "no interaction (the hand idles: no carried frame, its grip and place hardly change)"
-            continue
-        try:
-            hoi.prepare(seg_traj)  # what retargeting runs: a piece lifting keeps is one it accepts
-        except hoi.HOIFormatError as e:
-            piece.reason = f"refused by the retargeting rule: {e.problem}"
-            continue
-        piece.traj = seg_traj
-    return out
-
-
 def lift_frames(
     frames: Iterable[np.ndarray],
     fps: float,
@@ -532,7 +329,7 @@ def lift_frames(
     if annotations is not None:
         side, boxes, contact, object_px = annotated_side_and_boxes(annotations, side, T)
     try:
-        entries, side, facts = follow_hand(tracks, T, fps, side, boxes, intr, options)
+        entries, side, facts = follow_hand(tracks, T, fps, side, boxes, intr, options, lift_observations)
     except NoHandError as e:
         raise NoHandError(source, f"{e.reason} in {T} frames") from None
     traj, stats = lift_observations(entries, fps, intr, side, source, options, contact, object_px)
