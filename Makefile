@@ -93,7 +93,7 @@ experiment: install
 	$(BIN)/python -m hop_train.experiment run --config experiments/cpu.yaml
 	$(BIN)/python -m hop_train.experiment report --config experiments/cpu.yaml
 
-# The same protocol with longer BC (~4.5 h here): results/cpu-long/, docs/results-cpu-long.md.
+# The same protocol with longer BC (~3.5 h here): results/cpu-long/, docs/results-cpu-long.md.
 experiment-long: install
 	$(BIN)/python -m hop_train.experiment run --config experiments/cpu_long.yaml
 	$(BIN)/python -m hop_train.experiment report --config experiments/cpu_long.yaml

@@ -230,7 +230,7 @@ def _stalled_gap(runs: list[dict]) -> str:
     """The median over policies of the command gap in their stalled episodes
     (``evaluate``; absent from summaries written before it), as a clause."""
     gaps = [r["stalled_command_gap_median_rad"] for r in runs if r.get("stalled_command_gap_median_rad") is not None]
-    return f"; command gap when stalled {np.median(gaps):.3f} rad" if gaps else ""
+    return f"; command gap when stalled {1e3 * np.median(gaps):.1f} mrad" if gaps else ""
 
 
 def _bc_overview(cfg: ExperimentConfig, res: Path) -> list[str]:
@@ -253,8 +253,9 @@ def _bc_overview(cfg: ExperimentConfig, res: Path) -> list[str]:
                          f"median closest approach {100 * closest:.1f} cm{_stalled_gap(runs)}.")  # fmt: skip
     if lines:
         lines.append("(The command gap: the mean distance between the joint targets a policy commands and its joints, "
-                     f"over an episode's last {STALL_S:g} s. Near 0, a still hand commands where it already is: "
-                     "the policy sits on a fixed point. Large, something holds the hand back.)")  # fmt: skip
+                     f"over an episode's last {STALL_S:g} s. The simulated joints track a held target exactly, so "
+                     "a still hand with a gap under a milliradian commands where it already is: the policy sits on "
+                     "a fixed point. Several milliradians: something holds the joints back, such as contact.)")  # fmt: skip
         lines.insert(0, "What the BC policies do in closed loop on the training objects, pooled over demonstration "
                         "counts and seeds (from the same evaluation files):")  # fmt: skip
     return lines
@@ -307,7 +308,7 @@ def _bc_long_section(cfg: ExperimentConfig, res: Path) -> dict:
                              f"{_fmt_l1(_val_l1(res / folder, run(init), seeds))} |")  # fmt: skip
         per_seed += [f"| {task} | {seed} | {'π_b' if init == 'prior' else 'scratch'} | "
                      + " | ".join(f"{r[k]:.0%}" for k in keys) + f" | {100 * r['closest_median_m']:.1f} cm "
-                     f"| {r['stalled_rate']:.0%} | " + (f"{r['stalled_command_gap_median_rad']:.3f} rad |"
+                     f"| {r['stalled_rate']:.0%} | " + (f"{1e3 * r['stalled_command_gap_median_rad']:.1f} mrad |"
                                                           if r.get("stalled_command_gap_median_rad") is not None else "— |")
                      for seed in seeds for init in ("prior", "scratch")
                      for r in [read_json(res / "bc_long" / f"{run(init)}_seed{seed}_train.json")]]  # fmt: skip
@@ -373,8 +374,9 @@ def render(cfg: ExperimentConfig, out: str | None = None) -> Path:
     stages = {p.stem: read_json(p) for p in sorted((res / "stages").glob("*.json"))}
     spent = {k: v.get("wall_s_total", v["wall_s_last_run"]) for k, v in stages.items() if v}
     wall = sum(spent.values())
-    first = [v["runs_s"][0] for v in stages.values() if v and v.get("runs_s")]
-    first_pass = (f" Their first recorded pass (before later resumptions and re-evaluations) took {sum(first) / 60:.1f} min." if len(first) == len(spent) else "")
+    first = [v.get("runs_s", [spent[k]])[0] for k, v in stages.items() if v]  # a marker that lists no runs: what it added up
+    first_pass = (f" Their first recorded pass (before later resumptions and re-evaluations) took {sum(first) / 60:.1f} min."
+                  if any(v and len(v.get("runs_s", [])) > 1 for v in stages.values()) else "")  # fmt: skip
     lines += [
         "## Setup",
         f"- Hardware: {machine.get('cpus', '?')} CPU cores, {machine.get('gpus', 0)} GPU, {machine.get('platform', '?')}; "
