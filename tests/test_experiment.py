@@ -164,3 +164,24 @@ def test_stage_markers_add_up_runs_and_keep_the_first_pass(tmp_path, monkeypatch
         stages.run_stages(cfg, progress=lambda message: None)
     marker = stages.read_json(cfg.results / "stages" / "x.json")
     assert marker["runs_s"] == [7.0, 2.0, 3.0] and marker["wall_s_total"] == 12.0 and marker["wall_s_last_run"] == 3.0
+
+
+def test_lifted_videos_are_checked_and_counted_apart(tmp_path):
+    """``lifted_videos``: a missing path or a folder without .hoi.npz files stops
+    the prior with the key named, before anything is made; generated rows are
+    counted by corpus part (synthetic, real hands, lifted) by hand."""
+    from hop_train.experiment import stages
+    from hop_train.experiment.config import ExperimentConfig
+
+    base = {"results_dir": str(tmp_path / "results"), "work_dir": str(tmp_path / "work")}
+    with pytest.raises(ValueError, match=r"lifted_videos: .*nowhere does not exist"):
+        stages.stage_prior(ExperimentConfig(**base, lifted_videos=[str(tmp_path / "nowhere")]))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"lifted_videos: .*empty holds no \.hoi\.npz"):
+        stages.stage_prior(ExperimentConfig(**base, lifted_videos=[str(tmp_path / "empty")]))
+    assert not (tmp_path / "work").exists()
+    rows = [{"source": "synth/0/0001", "accepted": 3, "attempts": 4}, {"source": "synth-real/1/0000", "accepted": 4, "attempts": 4},
+            {"source": "cups/seg0", "accepted": 1, "attempts": 4}, {"source": "blocks/seg1", "accepted": 2, "attempts": 4}]  # fmt: skip
+    parts = stages._acceptance_by_corpus({"per_video": rows})
+    assert {k: (v["videos"], v["accepted"], v["attempts"]) for k, v in parts.items()} == {
+        "synthetic": (1, 3, 4), "real_hands": (1, 4, 4), "lifted": (2, 3, 8)}

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         try:
             run_stages(cfg, args.stages)
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError) as exc:  # a failed unit; a config the recorded run refuses
             print(f"experiment: {exc}", file=sys.stderr)
             print("experiment: finished units are kept; run the same command again to resume", file=sys.stderr)
             return 1

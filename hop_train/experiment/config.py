@@ -26,6 +26,8 @@ class ExperimentConfig:
     videos: int = 2  # synthetic human videos
     real_hand_videos: int = 0  # more videos whose hands are real poses from ``real_hands``' photos
     real_hands: str = "../shared/data"  # photos (a folder or file), relative to the project root
+    lifted_videos: list[str] = field(default_factory=list)  # folders or files of lifted real videos
+    #   (``hop-data lift`` / ``hop-data import`` output, ``*.hoi.npz``), relative to the project root
     attempts: int = 8  # retargeting attempts per video (paper: 700)
     pretrain_steps: int = 10
     pretrain_batch: int = 16

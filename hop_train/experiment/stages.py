@@ -181,7 +181,8 @@ def _pretrain(cfg: ExperimentConfig, store: Path, w: Path, name: str, log: Path)
 
 #: The prior's recipe: a recorded prior made with other values is not used
 #: (its BC and PPO units would compare against another prior than the config's).
-PRIOR_RECIPE = ("videos", "real_hand_videos", "attempts", "pretrain_steps", "pretrain_batch", "width", "num_layers", "num_heads")
+PRIOR_RECIPE = ("videos", "real_hand_videos", "lifted_videos", "attempts", "pretrain_steps", "pretrain_batch", "width",
+                "num_layers", "num_heads")
 
 
 def _check_recipe(cfg: ExperimentConfig, summary: dict, result: Path) -> None:
@@ -214,11 +215,29 @@ def _real_hand_videos(cfg: ExperimentConfig, out: Path, log: Path) -> dict[str, 
             "made": (out / "made.txt").read_text().strip() if (out / "made.txt").exists() else ""}  # fmt: skip
 
 
+def _lifted_videos(cfg: ExperimentConfig) -> list[Path]:
+    """The lifted real videos the config names (``lifted_videos``): each a
+    ``.hoi.npz`` file or a folder holding some. A missing path or an empty
+    folder stops the run with the key and the path named (before anything is
+    generated)."""
+    paths = []
+    for entry in cfg.lifted_videos:
+        path = Path(entry) if Path(entry).is_absolute() else ROOT / entry
+        if not path.exists():
+            raise ValueError(f"lifted_videos: {path} does not exist")
+        if path.is_dir() and not any(path.rglob("*.hoi.npz")):
+            raise ValueError(f"lifted_videos: {path} holds no .hoi.npz files (hop-data lift writes them)")
+        paths.append(path)
+    return paths
+
+
 def _acceptance_by_corpus(gen: dict) -> dict[str, Any]:
-    """Kept / attempts of the synthetic and the real-hand videos apart (the generate summary's per-video rows)."""
+    """Kept / attempts of the synthetic, the real-hand and the lifted videos apart (the generate summary's per-video rows)."""
     out: dict[str, Any] = {}
-    for name, prefix in (("synthetic", "synth/"), ("real_hands", "synth-real/")):
-        rows = [v for v in gen.get("per_video", []) if str(v.get("source", "")).startswith(prefix)]
+    made = ("synth/", "synth-real/")
+    for name, keep in (("synthetic", lambda s: s.startswith(made[0])), ("real_hands", lambda s: s.startswith(made[1])),
+                       ("lifted", lambda s: not s.startswith(made))):  # fmt: skip
+        rows = [v for v in gen.get("per_video", []) if keep(str(v.get("source", "")))]
         if rows:
             kept, tried = sum(v["accepted"] for v in rows), sum(v["attempts"] for v in rows)
             out[name] = {"videos": len(rows), "accepted": kept, "attempts": tried, "acceptance": kept / max(tried, 1)}
@@ -233,13 +252,14 @@ def stage_prior(cfg: ExperimentConfig) -> dict:
         if Path(summary["policy"]).is_file():
             return summary
     # (a committed summary without its policy file, e.g. on a fresh clone, is redone: same seeds, same corpus)
+    lifted = _lifted_videos(cfg)
     w, log = cfg.work / "prior", cfg.work / "logs" / "prior.log"
     t0 = time.perf_counter()
     hoi = w / "hoi"
     if not any(hoi.glob("*.hoi.npz")):
         run(_cli("hop-data") + ["synth", "--out", hoi, "--videos", cfg.videos, "--seed", 0], log)
     real = _real_hand_videos(cfg, w / "hoi_real", log)
-    inputs = [hoi] + ([w / "hoi_real"] if real["videos"] else [])
+    inputs = [hoi] + ([w / "hoi_real"] if real["videos"] else []) + lifted
     gen = json.loads(run(_cli("hop-data") + ["generate", *inputs, "--store", w / "store.zarr", "--attempts", cfg.attempts,
                                              "--seed", 0, "--json"], log))  # fmt: skip
     _pretrain(cfg, w / "store.zarr", w, "prior", log)
@@ -248,6 +268,8 @@ def stage_prior(cfg: ExperimentConfig) -> dict:
         corpus += f" and {real['videos']} with real hand poses (hop-data synth --real-hands: {real['made']})"
     elif "skipped" in real:
         corpus += f"; the real-hand videos were skipped: {real['skipped']}"
+    if lifted:
+        corpus += f"; lifted real videos from {', '.join(str(p) for p in lifted)}"
     return write_json(result, {
         "videos": cfg.videos, "real_hand_videos": real["videos"], "attempts_per_video": cfg.attempts, "corpus": corpus,
         "generate": {k: gen.get(k) for k in ("videos", "attempts", "episodes", "accepted", "acceptance", "steps", "seconds") if k in gen},
@@ -304,12 +326,31 @@ def _bc_run(cfg: ExperimentConfig, task: str, count: int, init: str, seed: int, 
     _evaluate_unit(cfg, task, w / "policy.pt", res, name, log, splits)
 
 
-def _one_thread() -> None:
-    """A unit worker's start: its training subprocesses and its evaluations each take one thread."""
+_STOP = None  # in a unit worker: the pool's stop event (``_worker_start``)
+
+
+def _worker_start(stop) -> None:
+    """A unit worker's start: its training subprocesses and its evaluations each take
+    one thread; ``stop`` is set by the first unit that fails."""
+    global _STOP
+    _STOP = stop
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
     torch.set_num_threads(1)
+
+
+def _worker_unit(cfg: ExperimentConfig, *unit) -> bool:
+    """One unit in a worker: skipped (False) once another unit failed, else run;
+    a failure sets the stop event before it is raised, so no unit starts after it."""
+    if _STOP.is_set():
+        return False
+    try:
+        _bc_run(cfg, *unit)
+    except BaseException:
+        _STOP.set()
+        raise
+    return True
 
 
 def _run_units(cfg: ExperimentConfig, units: list[tuple]) -> None:
@@ -323,8 +364,9 @@ def _run_units(cfg: ExperimentConfig, units: list[tuple]) -> None:
             _bc_run(cfg, *unit)
         return
     spawn = multiprocessing.get_context("spawn")  # no forked copy of this process's threads
-    with ProcessPoolExecutor(cfg.workers, mp_context=spawn, initializer=_one_thread) as pool:
-        futures = [pool.submit(_bc_run, cfg, *unit) for unit in units]
+    stop = spawn.Event()
+    with ProcessPoolExecutor(cfg.workers, mp_context=spawn, initializer=_worker_start, initargs=(stop,)) as pool:
+        futures = [pool.submit(_worker_unit, cfg, *unit) for unit in units]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = [f for f in done if f.exception() is not None]
         if failed:
