@@ -64,10 +64,6 @@ REACH_RADIUS = 0.03  # m
 # STALL_S of an episode that did not succeed: a policy that stopped acting.
 STILL_SPEED = 0.02  # m/s
 STALL_S = 5.0
-# Over the same last STALL_S, the mean distance (rad, over joints) between the
-# joint targets a policy commands and where the joints are when it commands
-# them: ~0 for a policy settled on a fixed point (it commands where it is), large
-# for a hand held back by contact or its own limits. It tells the two stalls apart.
 # The simulated robot's depth camera (its config is the one place for it), for cloud="camera".
 CAMERA_POSITION = np.asarray(SimRobotConfig().camera_position, dtype=np.float64)
 
@@ -147,7 +143,9 @@ class TaskVectorEnv(VectorEnv, abc.ABC):
         self.closest = np.full(n, np.inf)  # the episode's smallest ``_reach_distance`` (m)
         self.palm_path = np.zeros(n)  # m the palm travelled this episode
         self.still_steps = np.zeros(n, dtype=np.int64)  # consecutive steps, up to now, below STILL_SPEED
-        self.command_gaps = np.zeros((n, int(STALL_S * spec.CONTROL_HZ)))  # ring of the last STALL_S's |target - q| (rad)
+        # ring of the last STALL_S's command gaps: mean |joint target - joint| (rad) when each target is commanded;
+        # ~0 for a still hand on a fixed point, larger for one held back (contact): it tells the two stalls apart
+        self.command_gaps = np.zeros((n, int(STALL_S * spec.CONTROL_HZ)))
         self._palm = np.zeros((n, 3))
         self._force = np.zeros((n, 3))
         self._obs = None

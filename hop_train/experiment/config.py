@@ -62,6 +62,11 @@ class ExperimentConfig:
     #                   single-threaded parts, its start and evaluations, overlap the other's training)
 
     @property
+    def long_tasks(self) -> list[str]:
+        """The tasks of the ``bc_long`` stage: ``bc_long_tasks``, else ``bc_tasks``."""
+        return self.bc_long_tasks if self.bc_long_tasks is not None else self.bc_tasks
+
+    @property
     def work(self) -> Path:
         return Path(self.work_dir) / self.scale
 

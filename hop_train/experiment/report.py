@@ -144,7 +144,7 @@ def _units(cfg: ExperimentConfig, res: Path) -> str:
         "bc": [f"{t}_{c}demos_{i}_seed{s}" for c in cfg.demo_counts for t in cfg.bc_tasks for s in cfg.seeds
                for i in ("prior", "scratch")],
         "control": [f"{t}_{max(cfg.demo_counts)}demos_control_seed{s}" for t in cfg.bc_tasks for s in cfg.seeds],
-        "bc_long": [f"{t}_{max(cfg.demo_counts)}demos_{i}_seed{s}" for t in _bc_long_tasks(cfg)
+        "bc_long": [f"{t}_{max(cfg.demo_counts)}demos_{i}_seed{s}" for t in cfg.long_tasks
                     for s in cfg.bc_long_seeds for i in ("prior", "scratch")] if cfg.bc_long_steps > 0 else [],
         "ppo": [f"{t}_{m}_seed{s}" for t in cfg.ppo_tasks for s in cfg.ppo_seeds for m in cfg.ppo_methods],
         "ablation": [f"{t}_hop_no_{a}_seed{s}" for t in cfg.ppo_tasks[:1] for s in cfg.ppo_seeds for a in cfg.ablations],
@@ -226,11 +226,15 @@ def _control_section(cfg: ExperimentConfig, res: Path) -> dict:
     return {"lines": lines, "verdict": verdict}
 
 
+def _fmt_gap(rad: float | None) -> str:
+    return "—" if rad is None else f"{1e3 * rad:.1f} mrad"
+
+
 def _stalled_gap(runs: list[dict]) -> str:
     """The median over policies of the command gap in their stalled episodes
     (``evaluate``; absent from summaries written before it), as a clause."""
     gaps = [r["stalled_command_gap_median_rad"] for r in runs if r.get("stalled_command_gap_median_rad") is not None]
-    return f"; command gap when stalled {1e3 * np.median(gaps):.1f} mrad" if gaps else ""
+    return f"; command gap when stalled {_fmt_gap(float(np.median(gaps)))}" if gaps else ""
 
 
 def _bc_overview(cfg: ExperimentConfig, res: Path) -> list[str]:
@@ -273,10 +277,6 @@ def _zero_shot_lines(cfg: ExperimentConfig, res: Path) -> list[str]:
     return lines
 
 
-def _bc_long_tasks(cfg: ExperimentConfig) -> list[str]:
-    return cfg.bc_long_tasks if cfg.bc_long_tasks is not None else cfg.bc_tasks
-
-
 def _bc_long_section(cfg: ExperimentConfig, res: Path) -> dict:
     """The largest count's BC with ``bc_long_steps`` beside the ``bc_steps`` runs
     of the same seeds, and its verdicts (π_b vs scratch, training objects)."""
@@ -291,7 +291,7 @@ def _bc_long_section(cfg: ExperimentConfig, res: Path) -> dict:
              "| closest approach | stalled | held-out demo L1 |", "|---" * (8 + len(keys)) + "|"]  # fmt: skip
     verdicts: dict[str, list[str]] = defaultdict(list)
     per_seed: list[str] = []
-    for task in _bc_long_tasks(cfg):
+    for task in cfg.long_tasks:
         run = lambda init: f"{task}_{count}demos_{init}"  # noqa: E731
         seeds = [s for s in cfg.bc_long_seeds if all((res / "bc_long" / f"{run(i)}_seed{s}_train.json").exists()
                                                      for i in ("prior", "scratch"))]  # fmt: skip
@@ -308,8 +308,7 @@ def _bc_long_section(cfg: ExperimentConfig, res: Path) -> dict:
                              f"{_fmt_l1(_val_l1(res / folder, run(init), seeds))} |")  # fmt: skip
         per_seed += [f"| {task} | {seed} | {'π_b' if init == 'prior' else 'scratch'} | "
                      + " | ".join(f"{r[k]:.0%}" for k in keys) + f" | {100 * r['closest_median_m']:.1f} cm "
-                     f"| {r['stalled_rate']:.0%} | " + (f"{1e3 * r['stalled_command_gap_median_rad']:.1f} mrad |"
-                                                          if r.get("stalled_command_gap_median_rad") is not None else "— |")
+                     f"| {r['stalled_rate']:.0%} | {_fmt_gap(r.get('stalled_command_gap_median_rad'))} |"
                      for seed in seeds for init in ("prior", "scratch")
                      for r in [read_json(res / "bc_long" / f"{run(init)}_seed{seed}_train.json")]]  # fmt: skip
         long = {i: _over_seeds(res / "bc_long", run(i), "train", seeds) for i in ("prior", "scratch")}

@@ -231,13 +231,16 @@ def _lifted_videos(cfg: ExperimentConfig) -> list[Path]:
     return paths
 
 
+def _corpus_part(source: str) -> str:
+    """Which part of the prior's corpus a video is, by its source name."""
+    return "real_hands" if source.startswith("synth-real/") else "synthetic" if source.startswith("synth/") else "lifted"
+
+
 def _acceptance_by_corpus(gen: dict) -> dict[str, Any]:
     """Kept / attempts of the synthetic, the real-hand and the lifted videos apart (the generate summary's per-video rows)."""
     out: dict[str, Any] = {}
-    made = ("synth/", "synth-real/")
-    for name, keep in (("synthetic", lambda s: s.startswith(made[0])), ("real_hands", lambda s: s.startswith(made[1])),
-                       ("lifted", lambda s: not s.startswith(made))):  # fmt: skip
-        rows = [v for v in gen.get("per_video", []) if keep(str(v.get("source", "")))]
+    for name in ("synthetic", "real_hands", "lifted"):
+        rows = [v for v in gen.get("per_video", []) if _corpus_part(str(v.get("source", ""))) == name]
         if rows:
             kept, tried = sum(v["accepted"] for v in rows), sum(v["attempts"] for v in rows)
             out[name] = {"videos": len(rows), "accepted": kept, "attempts": tried, "acceptance": kept / max(tried, 1)}
@@ -401,11 +404,10 @@ def stage_bc_long(cfg: ExperimentConfig) -> dict:
         return {"runs": 0}
     prior = Path(stage_prior(cfg)["policy"])
     count = max(cfg.demo_counts)
-    tasks = cfg.bc_long_tasks if cfg.bc_long_tasks is not None else cfg.bc_tasks
     # seed by seed: a run cut short leaves whole comparisons
     _run_units(cfg, [(task, count, init, seed, prior if init == "prior" else None, cfg.bc_long_steps, "bc_long")
-                     for seed in cfg.bc_long_seeds for task in tasks for init in ("prior", "scratch")])  # fmt: skip
-    return {"runs": len(tasks) * len(cfg.bc_long_seeds) * 2}
+                     for seed in cfg.bc_long_seeds for task in cfg.long_tasks for init in ("prior", "scratch")])  # fmt: skip
+    return {"runs": len(cfg.long_tasks) * len(cfg.bc_long_seeds) * 2}
 
 
 # ---------------------------------------------------------------- 3b. the control prior
